@@ -1,0 +1,39 @@
+"""Pipeline-level settings and their defaults (the starter code's names where it has one)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from trainer_module.config import TrainingConfig
+
+PIPELINE_NAME = "yt8m"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "sample", "video")
+VOCABULARY_CSV = os.path.join(PROJECT_ROOT, "data", "sample", "vocabulary.csv")
+
+TRAIN_PATTERN = "train/*.tfrecord"
+EVAL_PATTERN = "validate/*.tfrecord"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Where data comes from, where outputs go, and what counts as a blessed model."""
+
+    data_root: str = SAMPLE_DATA_ROOT
+    train_pattern: str = TRAIN_PATTERN  # relative to data_root
+    eval_pattern: str = EVAL_PATTERN  # relative to data_root
+    pipeline_root: str = os.path.join(PROJECT_ROOT, "pipeline_output")
+    serving_model_dir: str = os.path.join(PROJECT_ROOT, "serving_model")
+    metadata_path: str | None = None  # default: <pipeline_root>/metadata.sqlite
+    train_steps: int = 300
+    eval_steps: int | None = None  # None: the whole validate split
+    gap_floor: float = 0.0
+    max_gap_regression: float = 0.0
+    enable_cache: bool = True
+    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    @property
+    def metadata_sqlite(self) -> str:
+        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")

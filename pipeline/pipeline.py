@@ -1,0 +1,117 @@
+"""`create_pipeline`: the YouTube-8M TFX pipeline, shared by the local and Kubeflow runners."""
+
+from __future__ import annotations
+
+import json
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
+from pipeline.configs import PIPELINE_NAME, PipelineConfig
+from trainer_module.features import MULTI_HOT_LABELS_KEY
+
+RUN_FN = "trainer_module.train.run_fn"
+PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
+METRICS_MODULE = GlobalAveragePrecision.__module__
+
+
+def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config: the YouTube-8M metrics on the validate split, and the blessing rule
+    (GAP at least `gap_floor` and no more than `max_gap_regression` below the baseline)."""
+    training = config.training
+    gap_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gap_floor}),
+        # A tiny tolerance so that re-evaluating the same model does not count as a regression.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_gap_regression - 1e-9}),
+    )
+    metric_args = json.dumps({"num_classes": training.num_classes, "top_k": training.top_k})
+    yt8m_metrics = [
+        tfma.MetricConfig(class_name=metric.__name__, module=METRICS_MODULE, config=metric_args,
+                          threshold=gap_threshold if metric is GlobalAveragePrecision else None)
+        for metric in METRIC_CLASSES]
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_default",
+            prediction_key="scores",
+            label_key=MULTI_HOT_LABELS_KEY,
+            preprocessing_function_names=["transform_features"],
+        )],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name="ExampleCount"), *yt8m_metrics])],
+    )
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """ExampleGen → statistics/schema/validation → Transform → Trainer → Evaluator → Pusher."""
+    custom_config = {"training": config.training.to_dict()}
+
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
+            tfx.proto.Input.Split(name="validate", pattern=config.eval_pattern),
+        ]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=custom_config,
+        # The Trainer reads raw shards and the Evaluator applies the exported Transform graph,
+        # so writing transformed copies (3,862 dense label floats per video) would be waste.
+        materialize=False,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        disable_statistics=True,
+    )
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
+        custom_config=custom_config,
+    )
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["validate"],
+        eval_config=make_eval_config(config),
+    )
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir)),
+    )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=PIPELINE_NAME,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    trainer, model_resolver, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

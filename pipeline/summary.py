@@ -1,0 +1,103 @@
+"""Reads what the last pipeline run produced from ML Metadata and prints it for people."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from trainer_module.metrics import METRIC_NAMES
+
+METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR",
+                 "example_count": "examples"}
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The outcome of the latest run: candidate/baseline metrics, blessing and push."""
+
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    blessed: bool
+    pushed_path: str | None
+    model_uri: str
+    model_run_uri: str | None
+    evaluation_uri: str
+
+
+def _store(metadata_sqlite: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_sqlite
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise RuntimeError("ML Metadata holds no pipeline run")
+    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    by_type = {}
+    for artifact in sorted(store.get_artifacts_by_context(latest.id), key=lambda a: a.id):
+        by_type[type_names[artifact.type_id]] = artifact
+    return by_type
+
+
+def _load_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
+    import tensorflow_model_analysis as tfma
+
+    candidate, baseline = {}, {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue  # overall slice only
+        for entry in slice_metrics.metric_keys_and_values:
+            if entry.key.is_diff:
+                continue
+            target = baseline if entry.key.model_name == "baseline" else candidate
+            target[entry.key.name] = entry.value.double_value.value
+    return candidate, baseline
+
+
+def latest_run_result(metadata_sqlite: str) -> RunResult:
+    """The candidate model's metrics, blessing and push destination of the latest run."""
+    artifacts = _latest_run_artifacts(_store(metadata_sqlite))
+    evaluation = artifacts["ModelEvaluation"]
+    blessing = artifacts["ModelBlessing"]
+    pushed = artifacts.get("PushedModel")
+    candidate, baseline = _load_metrics(evaluation.uri)
+    pushed_path = None
+    if pushed is not None and pushed.custom_properties["pushed"].int_value:
+        pushed_path = pushed.custom_properties["pushed_destination"].string_value
+    model_run = artifacts.get("ModelRun")
+    return RunResult(
+        metrics=candidate,
+        baseline_metrics=baseline,
+        blessed=bool(blessing.custom_properties["blessed"].int_value),
+        pushed_path=pushed_path,
+        model_uri=artifacts["Model"].uri,
+        model_run_uri=model_run.uri if model_run else None,
+        evaluation_uri=evaluation.uri,
+    )
+
+
+def format_summary(result: RunResult, pipeline_root: str) -> str:
+    """A short human summary: metrics table, blessing, pushed path, TensorBoard command."""
+    names = [*METRIC_NAMES, "example_count"]
+    lines = ["", "Validate split", f"  {'metric':<10} {'candidate':>10} {'baseline':>10}"]
+    for name in names:
+        if name not in result.metrics:
+            continue
+        value = result.metrics[name]
+        base = result.baseline_metrics.get(name)
+        fmt = (lambda v: f"{v:>10.0f}") if name == "example_count" else (lambda v: f"{v:>10.4f}")
+        lines.append(f"  {METRIC_TITLES[name]:<10} {fmt(value)} "
+                     f"{fmt(base) if base is not None else '         -'}")
+    lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
+                 + ("" if result.baseline_metrics else " (no baseline yet)"))
+    lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")
+    lines.append(f"Evaluation:  {result.evaluation_uri}")
+    if result.model_run_uri:
+        lines.append(f"TensorBoard: .venv/bin/tensorboard --logdir {result.model_run_uri}")
+    return "\n".join(lines)

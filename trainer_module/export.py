@@ -1,0 +1,68 @@
+"""SavedModel export: the serving contract shared by TFMA, batch inference and TF Serving.
+
+Signatures (all return `scores` [batch, num_classes], `top_k_class_ids`, `top_k_scores`):
+- `serving_default`: `examples`, a batch of serialized tf.Examples (b64 in REST requests).
+- `predict_features`: the raw float features by name (JSON-friendly for REST).
+- `transform_features`: serialized tf.Examples → Transform outputs incl. the multi-hot label
+  (the Evaluator's preprocessing function; present when a Transform graph is given).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from trainer_module.config import TrainingConfig
+from trainer_module.reader import parse_video_examples
+
+CONFIG_FILENAME = "training_config.json"
+# TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
+EXTRA_ASSETS_DIR = "assets.extra"
+
+
+def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
+                         tft_layer=None) -> None:
+    """Writes `model` (and the Transform layer, if any) as a SavedModel with the signatures above."""
+    spec = config.feature_spec()
+    module = tf.Module()
+    module.model = model
+    module.tft_layer = tft_layer
+
+    def predict(features):
+        scores = module.model({name: features[name] for name in spec.names}, training=False)
+        top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
+        return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        features = parse_video_examples(examples, spec, with_labels=False)
+        if module.tft_layer is not None:
+            features = module.tft_layer(features)
+        return predict(features)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, size], tf.float32, name=name)
+        for name, size in zip(spec.names, spec.sizes)])
+    def predict_features(*features):
+        return predict(dict(zip(spec.names, features)))
+
+    module.serve_examples = serve_examples
+    module.predict_features = predict_features
+    signatures = {
+        "serving_default": serve_examples.get_concrete_function(),
+        "predict_features": predict_features.get_concrete_function(),
+    }
+    if tft_layer is not None:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def transform_features(examples):
+            return module.tft_layer(parse_video_examples(examples, spec, with_labels=True))
+
+        module.transform_features = transform_features
+        signatures["transform_features"] = transform_features.get_concrete_function()
+
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    tf.io.gfile.makedirs(os.path.join(export_dir, EXTRA_ASSETS_DIR))
+    with tf.io.gfile.GFile(os.path.join(export_dir, EXTRA_ASSETS_DIR, CONFIG_FILENAME), "w") as f:
+        f.write(config.to_json())

@@ -1,0 +1,52 @@
+"""The starter code's label losses, as Keras losses over multi-hot labels and probabilities."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_EPSILON = 1e-5
+
+
+class CrossEntropyLoss(keras.losses.Loss):
+    """Per-class binary cross-entropy, summed over classes and averaged over the batch."""
+
+    def call(self, labels, predictions):
+        labels = tf.cast(labels, tf.float32)
+        cross_entropy = labels * tf.math.log(predictions + _EPSILON) + (
+            1 - labels) * tf.math.log(1 - predictions + _EPSILON)
+        return tf.reduce_sum(-cross_entropy, axis=1)
+
+
+class HingeLoss(keras.losses.Loss):
+    """Per-class hinge loss on probabilities mapped to [-1, 1], summed over classes."""
+
+    def __init__(self, b: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.b = b
+
+    def call(self, labels, predictions):
+        signs = 2 * tf.cast(labels, tf.float32) - 1
+        margins = tf.nn.relu(self.b - signs * predictions)
+        return tf.reduce_sum(margins, axis=1)
+
+
+class SoftmaxLoss(keras.losses.Loss):
+    """Cross-entropy between the label distribution and a softmax over the predictions."""
+
+    def call(self, labels, predictions):
+        labels = tf.cast(labels, tf.float32)
+        label_distribution = labels / tf.maximum(
+            tf.reduce_sum(labels, axis=1, keepdims=True), 1e-7)
+        log_softmax = tf.nn.log_softmax(predictions, axis=1)
+        return -tf.reduce_sum(label_distribution * log_softmax, axis=1)
+
+
+LOSSES = {cls.__name__: cls for cls in (CrossEntropyLoss, HingeLoss, SoftmaxLoss)}
+
+
+def get_loss(name: str) -> keras.losses.Loss:
+    """The loss registered under `name` (the starter code's `--label_loss`)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown --label_loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]()

@@ -1,0 +1,140 @@
+"""YouTube-8M metrics exactly as the starter code defines them, in one numpy implementation.
+
+- GAP@k: every video's top-k predictions are pooled; AP over the pool sorted by score,
+  normalised by the total number of positive labels (not only those in the pool).
+- mAP: per class, AP over that class's entries in the same top-k pool, normalised by the
+  class's positives, averaged over *all* classes (classes with no positives count as 0).
+- Hit@1: fraction of videos whose top-scoring class is a true label.
+- PERR: per video with n labels, precision of its top-n predictions (positive scores only).
+
+`EvaluationMetrics` accumulates batches and merges across workers, so the Trainer, the
+TFMA metric in `components/` and the CLIs all compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
+
+
+class EvaluationMetrics:
+    """Streaming accumulator of the top-k pool and per-video scores; mergeable."""
+
+    def __init__(self, num_classes: int, top_k: int = 20):
+        if top_k <= 0:
+            raise ValueError("top_k must be a positive integer")
+        self.num_classes = num_classes
+        self.top_k = min(top_k, num_classes)
+        self.num_examples = 0
+        self.sum_hit_at_one = 0.0
+        self.sum_perr = 0.0
+        self.positives_per_class = np.zeros(num_classes, np.int64)
+        self._class_ids: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._hits: list[np.ndarray] = []
+
+    def add(self, predictions, labels) -> None:
+        """Adds a batch: `predictions` scores and `labels` multi-hot, both [batch, num_classes]."""
+        predictions = np.asarray(predictions, np.float32)
+        labels = np.asarray(labels) > 0
+        if predictions.shape != labels.shape or predictions.shape[-1] != self.num_classes:
+            raise ValueError(
+                f"predictions {predictions.shape} and labels {labels.shape} must both be "
+                f"[batch, {self.num_classes}]")
+        rows = np.arange(len(predictions))[:, None]
+        top = np.argpartition(predictions, -self.top_k, axis=1)[:, -self.top_k:]
+        self._class_ids.append(top.ravel().astype(np.int32))
+        self._scores.append(predictions[rows, top].ravel())
+        self._hits.append(labels[rows, top].ravel())
+        self.positives_per_class += labels.sum(axis=0)
+
+        self.num_examples += len(predictions)
+        self.sum_hit_at_one += labels[rows[:, 0], predictions.argmax(axis=1)].sum()
+        self.sum_perr += _precision_at_equal_recall(predictions, labels).sum()
+
+    def merge(self, other: EvaluationMetrics) -> None:
+        """Adds everything `other` accumulated into this accumulator."""
+        self.num_examples += other.num_examples
+        self.sum_hit_at_one += other.sum_hit_at_one
+        self.sum_perr += other.sum_perr
+        self.positives_per_class += other.positives_per_class
+        self._class_ids.extend(other._class_ids)
+        self._scores.extend(other._scores)
+        self._hits.extend(other._hits)
+
+    def compact(self) -> None:
+        """Concatenates accumulated batches so the state pickles as three arrays."""
+        if len(self._scores) > 1:
+            self._class_ids = [np.concatenate(self._class_ids)]
+            self._scores = [np.concatenate(self._scores)]
+            self._hits = [np.concatenate(self._hits)]
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pooled top-k entries as (class_ids, scores, hits)."""
+        self.compact()
+        if not self._scores:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, bool)
+        return self._class_ids[0], self._scores[0], self._hits[0]
+
+    def per_class_average_precision(self) -> np.ndarray:
+        """AP of every class over its entries in the top-k pool ([num_classes])."""
+        class_ids, scores, hits = self.pool()
+        order = np.lexsort((-scores, class_ids))  # by class, then by descending score
+        class_ids, hits = class_ids[order], hits[order]
+        group_start = np.searchsorted(class_ids, class_ids, side="left")
+        cumulative_hits = np.cumsum(hits)
+        hits_before_group = np.where(group_start > 0, cumulative_hits[group_start - 1], 0)
+        hits_so_far = cumulative_hits - hits_before_group
+        rank = np.arange(len(hits)) - group_start + 1
+        precision_at_hits = np.where(hits, hits_so_far / rank, 0.0)
+        ap_sums = np.bincount(class_ids, weights=precision_at_hits, minlength=self.num_classes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aps = np.where(self.positives_per_class > 0,
+                           ap_sums / self.positives_per_class, 0.0)
+        return aps
+
+    def global_average_precision(self) -> float:
+        _, scores, hits = self.pool()
+        return average_precision(scores, hits, int(self.positives_per_class.sum()))
+
+    def result(self) -> dict[str, float]:
+        """The four metrics plus the number of examples."""
+        if self.num_examples == 0:
+            raise ValueError("no examples were accumulated")
+        return {
+            "gap": self.global_average_precision(),
+            "map": float(self.per_class_average_precision().mean()),
+            "hit_at_one": self.sum_hit_at_one / self.num_examples,
+            "perr": self.sum_perr / self.num_examples,
+            "num_examples": self.num_examples,
+        }
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) -> float:
+    """Non-interpolated AP of a ranked list, normalised by `num_positives` (0 if none)."""
+    if num_positives == 0 or len(scores) == 0:
+        return 0.0
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    ranked_hits = np.asarray(hits, bool)[order]
+    hits_so_far = np.cumsum(ranked_hits)
+    ranks = np.arange(1, len(ranked_hits) + 1)
+    return float(np.sum(hits_so_far[ranked_hits] / ranks[ranked_hits]) / num_positives)
+
+
+def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-video precision of the top-n scores, n = the video's number of labels."""
+    num_labels = labels.sum(axis=1)
+    order = np.argsort(-predictions, axis=1, kind="stable")
+    rows = np.arange(len(predictions))[:, None]
+    in_top_n = np.arange(predictions.shape[1])[None, :] < num_labels[:, None]
+    correct = labels[rows, order] & (predictions[rows, order] > 0) & in_top_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(num_labels > 0, correct.sum(axis=1) / num_labels, 0.0)
+
+
+def evaluate(predictions, labels, top_k: int = 20) -> dict[str, float]:
+    """The four metrics of one [batch, num_classes] prediction matrix."""
+    metrics = EvaluationMetrics(np.shape(predictions)[-1], top_k)
+    metrics.add(predictions, labels)
+    return metrics.result()

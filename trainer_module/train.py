@@ -1,0 +1,97 @@
+"""Training: the TFX Trainer's `run_fn` and the plain-Python `train_and_export` it wraps."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+from trainer_module.config import TrainingConfig
+from trainer_module.export import export_serving_model
+from trainer_module.losses import get_loss
+from trainer_module.metrics import EvaluationMetrics
+from trainer_module.models import build_model
+from trainer_module.reader import make_video_dataset
+
+log = logging.getLogger(__name__)
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    """Adam with the starter code's staircase decay per `learning_rate_decay_examples`
+    and per-variable gradient-norm clipping."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.base_learning_rate,
+        decay_steps=max(1, config.learning_rate_decay_examples // config.batch_size),
+        decay_rate=config.learning_rate_decay,
+        staircase=True,
+    )
+    clipnorm = config.clip_gradient_norm if config.clip_gradient_norm > 0 else None
+    return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm)
+
+
+def compile_model(config: TrainingConfig) -> keras.Model:
+    """The model named by `config.model`, compiled with its loss and optimizer."""
+    hparams = dict(config.model_hparams)
+    # The starter code scales every regularisation loss by --regularization_penalty.
+    hparams["l2_penalty"] = hparams.get("l2_penalty", 1e-8) * config.regularization_penalty
+    model = build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+    model.compile(optimizer=make_optimizer(config), loss=get_loss(config.label_loss))
+    return model
+
+
+def evaluate_model(model: keras.Model, dataset: tf.data.Dataset, config: TrainingConfig,
+                   max_batches: int | None = None) -> dict[str, float]:
+    """GAP/mAP/Hit@1/PERR of `model` on `(features, labels)` batches."""
+    metrics = EvaluationMetrics(config.num_classes, config.top_k)
+    for features, labels in dataset.take(max_batches or -1):
+        metrics.add(model(features, training=False).numpy(), labels.numpy())
+    return metrics.result()
+
+
+def train_and_export(config: TrainingConfig, train_files: list[str], eval_files: list[str],
+                     train_steps: int, export_dir: str, log_dir: str,
+                     eval_steps: int | None = None, tft_layer=None) -> dict[str, float]:
+    """Trains for `train_steps` batches, evaluates on `eval_files`, exports a SavedModel.
+
+    Returns the validation metrics, which are also written to TensorBoard under `log_dir`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    spec = config.feature_spec()
+    train_ds = make_video_dataset(train_files, spec, config.num_classes, config.batch_size,
+                                  shuffle=True, num_epochs=None, seed=config.seed)
+    eval_ds = make_video_dataset(eval_files, spec, config.num_classes, config.batch_size)
+
+    model = compile_model(config)
+    model.fit(train_ds, steps_per_epoch=train_steps, epochs=1, verbose=2,
+              callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)])
+
+    metrics = evaluate_model(model, eval_ds, config, eval_steps)
+    log.info("validation metrics after %d steps: %s", train_steps, metrics)
+    with tf.summary.create_file_writer(os.path.join(log_dir, "validation")).as_default():
+        for name, value in metrics.items():
+            tf.summary.scalar(name, value, step=train_steps)
+
+    export_serving_model(model, config, export_dir, tft_layer)
+    return metrics
+
+
+def run_fn(fn_args) -> None:
+    """Entry point of the TFX Trainer (`run_fn='trainer_module.train.run_fn'`)."""
+    import tensorflow_transform as tft
+
+    config = TrainingConfig.from_dict(fn_args.custom_config["training"])
+    tft_layer = None
+    if fn_args.transform_output:
+        tft_layer = tft.TFTransformOutput(fn_args.transform_output).transform_features_layer()
+    train_and_export(
+        config,
+        train_files=fn_args.train_files,
+        eval_files=fn_args.eval_files,
+        train_steps=fn_args.train_steps,
+        eval_steps=fn_args.eval_steps or None,
+        export_dir=fn_args.serving_model_dir,
+        log_dir=fn_args.model_run_dir,
+        tft_layer=tft_layer,
+    )

@@ -60,7 +60,7 @@ def check_first_example(path: str, spec: FeatureSpec) -> None:
         raise PreflightError(
             f"{path} does not hold video-level tf.Examples (no context features found); "
             "frame-level SequenceExamples need frame-level features and models")
-    for name, size in zip(spec.names, spec.sizes):
+    for name, size in spec.items():
         if name not in features:
             raise PreflightError(
                 f"{path}: feature {name!r} is not in the data (it has "

@@ -24,7 +24,8 @@ EXTRA_ASSETS_DIR = "assets.extra"
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
                          tft_layer=None) -> None:
-    """Writes `model` (and the Transform layer, if any) as a SavedModel with the signatures above."""
+    """Writes `model` (and the Transform layer, if any) as a SavedModel with the signatures
+    above, plus its training config in assets.extra/."""
     spec = config.feature_spec()
     module = tf.Module()
     module.model = model
@@ -44,9 +45,9 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, size], tf.float32, name=name)
-        for name, size in zip(spec.names, spec.sizes)])
+        for name, size in spec.items()])
     def predict_features(*features):
-        return predict(dict(zip(spec.names, features)))
+        return predict(dict(zip(spec.names, features, strict=True)))
 
     module.serve_examples = serve_examples
     module.predict_features = predict_features

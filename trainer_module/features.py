@@ -41,6 +41,10 @@ class FeatureSpec:
         spec.validate()
         return spec
 
+    def items(self) -> list[tuple[str, int]]:
+        """(name, size) pairs in model-input order."""
+        return list(zip(self.names, self.sizes, strict=True))
+
     @property
     def total_size(self) -> int:
         return sum(self.sizes)
@@ -59,7 +63,7 @@ class FeatureSpec:
                 f"--feature_sizes has {len(self.sizes)} ({','.join(map(str, self.sizes))})"
             )
         known = {**VIDEO_LEVEL_FEATURES, **FRAME_LEVEL_FEATURES}
-        for name, size in zip(self.names, self.sizes):
+        for name, size in zip(self.names, self.sizes, strict=True):
             if name not in known:
                 raise FeatureSpecError(
                     f"unknown feature name {name!r}; YouTube-8M features are "
@@ -70,7 +74,8 @@ class FeatureSpec:
         levels = {name in FRAME_LEVEL_FEATURES for name in self.names}
         if len(levels) > 1:
             raise FeatureSpecError(
-                f"--feature_names mixes video-level and frame-level features: {','.join(self.names)}"
+                "--feature_names mixes video-level and frame-level features: "
+                + ",".join(self.names)
             )
 
     def to_dict(self) -> dict:

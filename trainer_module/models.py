@@ -67,7 +67,7 @@ def build_model(name: str, spec: FeatureSpec, num_classes: int, **hparams) -> ke
         raise ValueError(
             f"--model {name} is video-level but --feature_names {','.join(spec.names)} "
             "are frame-level features; use mean_rgb,mean_audio or a frame-level model")
-    inputs = {n: keras.Input(shape=(size,), name=n) for n, size in zip(spec.names, spec.sizes)}
+    inputs = {n: keras.Input(shape=(size,), name=n) for n, size in spec.items()}
     features = [inputs[n] for n in spec.names]
     model_input = features[0] if len(features) == 1 else keras.layers.Concatenate()(features)
     predictions = model_class(**hparams)(model_input, num_classes)

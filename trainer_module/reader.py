@@ -15,7 +15,7 @@ def video_parse_spec(spec: FeatureSpec, with_labels: bool) -> dict:
     """The `parse_example` spec for video-level features (and optionally the labels)."""
     parse_spec = {
         name: tf.io.FixedLenFeature([size], tf.float32)
-        for name, size in zip(spec.names, spec.sizes)
+        for name, size in spec.items()
     }
     if with_labels:
         parse_spec[LABELS_KEY] = tf.io.VarLenFeature(tf.int64)

@@ -1,0 +1,33 @@
+"""Helpers that write small YouTube-8M-shaped TFRecords for tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def write_video_examples(path: str, rows: list[dict], compression: str = "") -> None:
+    """Writes video-level tf.Examples; each row maps feature name → list of values."""
+    options = tf.io.TFRecordOptions(compression_type=compression)
+    with tf.io.TFRecordWriter(path, options) as writer:
+        for row in rows:
+            feature = {}
+            for name, values in row.items():
+                if name in ("id", "video_id"):
+                    feature[name] = tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[values.encode()]))
+                elif name == "labels":
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+            writer.write(tf.train.Example(
+                features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def random_rows(n: int, seed: int = 0, num_classes: int = 3862) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"id": f"v{i:03d}",
+             "labels": sorted(rng.choice(num_classes, size=rng.integers(1, 4), replace=False)),
+             "mean_rgb": rng.uniform(-2, 2, 1024).astype(np.float32).tolist(),
+             "mean_audio": rng.uniform(-2, 2, 128).astype(np.float32).tolist()}
+            for i in range(n)]

@@ -1,0 +1,96 @@
+"""The metrics against hand-worked cases and a literal re-statement of the starter code."""
+
+import numpy as np
+import pytest
+
+from trainer_module.metrics import EvaluationMetrics, average_precision, evaluate
+
+
+def starter_gap(predictions, labels, top_k=20):
+    """The starter code's calculate_gap, restated loop by loop."""
+    pool = []
+    for p, a in zip(predictions, labels, strict=True):
+        for i in np.argsort(-p)[:top_k]:
+            pool.append((p[i], a[i]))
+    pool.sort(key=lambda t: -t[0])
+    positives, hits, ap = labels.sum(), 0, 0.0
+    for rank, (_, actual) in enumerate(pool, start=1):
+        if actual > 0:
+            hits += 1
+            ap += hits / rank
+    return ap / positives
+
+
+def starter_map(predictions, labels, top_k=20):
+    num_classes = predictions.shape[1]
+    per_class = [[] for _ in range(num_classes)]
+    for p, a in zip(predictions, labels, strict=True):
+        for i in np.argsort(-p)[:top_k]:
+            per_class[i].append((p[i], a[i]))
+    aps = []
+    for c in range(num_classes):
+        positives = labels[:, c].sum()
+        entries = sorted(per_class[c], key=lambda t: -t[0])
+        hits, ap = 0, 0.0
+        for rank, (_, actual) in enumerate(entries, start=1):
+            if actual > 0:
+                hits += 1
+                ap += hits / rank
+        aps.append(ap / positives if positives else 0.0)
+    return float(np.mean(aps))
+
+
+def test_gap_hand_worked():
+    # Pool (top-2 per video) by score: .9 hit, .8 miss, .7 hit, .1 miss; 3 positives in total
+    # (video 1's third label, class 3, is outside its top 2).
+    predictions = np.array([[0.9, 0.8, 0.0, 0.05], [0.1, 0.0, 0.7, 0.0]])
+    labels = np.array([[1, 0, 0, 1], [0, 0, 1, 0]])
+    metrics = evaluate(predictions, labels, top_k=2)
+    assert metrics["gap"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert metrics["hit_at_one"] == pytest.approx(1.0)
+    # PERR: video 0 has 2 labels, top-2 = {0, 1} → 1/2; video 1 has 1 label, top-1 = {2} → 1.
+    assert metrics["perr"] == pytest.approx(0.75)
+    # mAP over 4 classes: class 0 AP 1, class 1 no positives → 0, class 2 AP 1,
+    # class 3 has a positive but never entered a top-2 → 0.
+    assert metrics["map"] == pytest.approx(0.5)
+
+
+def test_perr_ignores_non_positive_scores_and_counts_unlabelled_videos_as_zero():
+    predictions = np.array([[0.0, 0.0, 0.0], [0.2, 0.9, 0.1]])
+    labels = np.array([[1, 0, 0], [0, 0, 0]])
+    assert evaluate(predictions, labels, top_k=3)["perr"] == 0.0
+
+
+def test_matches_starter_code_restatement_on_random_data():
+    rng = np.random.default_rng(7)
+    predictions = rng.random((200, 50)).astype(np.float32)
+    labels = (rng.random((200, 50)) < 0.06).astype(int)
+    metrics = evaluate(predictions, labels, top_k=5)
+    assert metrics["gap"] == pytest.approx(starter_gap(predictions, labels, 5), abs=1e-9)
+    assert metrics["map"] == pytest.approx(starter_map(predictions, labels, 5), abs=1e-9)
+
+
+def test_streaming_and_merged_accumulators_equal_one_batch():
+    rng = np.random.default_rng(3)
+    predictions = rng.random((90, 30))
+    labels = (rng.random((90, 30)) < 0.1).astype(int)
+    whole = evaluate(predictions, labels, top_k=20)
+    first, second = EvaluationMetrics(30, 20), EvaluationMetrics(30, 20)
+    for start in range(0, 60, 7):
+        first.add(predictions[start:min(start + 7, 60)], labels[start:min(start + 7, 60)])
+    second.add(predictions[60:], labels[60:])
+    first.merge(second)
+    assert first.result() == pytest.approx(whole)
+
+
+def test_average_precision_normalises_by_all_positives():
+    assert average_precision(np.array([0.9, 0.5]), np.array([True, False]), 4) == 0.25
+    assert average_precision(np.array([0.9]), np.array([True]), 0) == 0.0
+
+
+def test_rejects_mismatched_shapes_and_empty_results():
+    metrics = EvaluationMetrics(num_classes=4)
+    with pytest.raises(ValueError, match="must both be"):
+        metrics.add(np.zeros((2, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="no examples"):
+        metrics.result()

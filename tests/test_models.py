@@ -1,0 +1,80 @@
+"""Every registered model builds, trains a few steps and exports a servable SavedModel."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import random_rows, write_video_examples
+from trainer_module.config import TrainingConfig
+from trainer_module.losses import LOSSES, get_loss
+from trainer_module.models import MODELS, build_model
+from trainer_module.train import train_and_export
+
+NUM_CLASSES = 3862
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    rows = random_rows(48, seed=1)
+    write_video_examples(str(root / "train.tfrecord"), rows[:32])
+    write_video_examples(str(root / "eval.tfrecord"), rows[32:])
+    return str(root / "train.tfrecord"), str(root / "eval.tfrecord"), rows[32:]
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_name):
+    train, evaluation, eval_rows = shards
+    config = TrainingConfig(model=model_name, batch_size=16)
+    metrics = train_and_export(config, [train], [evaluation], train_steps=3,
+                               export_dir=str(tmp_path / "model"), log_dir=str(tmp_path / "logs"))
+    assert metrics["num_examples"] == len(eval_rows)
+
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(evaluation).take(3)]
+    by_examples = loaded.signatures["serving_default"](examples=tf.constant(serialized))
+    assert by_examples["scores"].shape == (3, NUM_CLASSES)
+    assert by_examples["top_k_class_ids"].shape == (3, 20)
+    scores = by_examples["scores"].numpy()
+    assert ((scores >= 0) & (scores <= 1)).all()
+    np.testing.assert_allclose(
+        by_examples["top_k_scores"], -np.sort(-scores, axis=1)[:, :20], rtol=1e-6)
+
+    by_features = loaded.signatures["predict_features"](
+        mean_rgb=tf.constant([r["mean_rgb"] for r in eval_rows[:3]]),
+        mean_audio=tf.constant([r["mean_audio"] for r in eval_rows[:3]]))
+    np.testing.assert_allclose(by_features["scores"], scores, rtol=1e-5, atol=1e-6)
+    assert tf.io.gfile.exists(str(tmp_path / "model" / "assets.extra" / "training_config.json"))
+
+
+def test_moe_output_is_a_mixture_of_probabilities():
+    spec = TrainingConfig(model="MoeModel").feature_spec()
+    model = build_model("MoeModel", spec, num_classes=7, moe_num_mixtures=3)
+    out = model({"mean_rgb": np.random.rand(4, 1024), "mean_audio": np.random.rand(4, 128)})
+    assert out.shape == (4, 7)
+    assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 1
+
+
+def test_unknown_model_and_loss_are_named():
+    spec = TrainingConfig().feature_spec()
+    with pytest.raises(ValueError, match="unknown --model 'NoSuchModel'"):
+        build_model("NoSuchModel", spec, 10)
+    with pytest.raises(ValueError, match="unknown --label_loss 'L1'"):
+        get_loss("L1")
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_losses_prefer_correct_predictions(loss_name):
+    loss = get_loss(loss_name)
+    labels = tf.constant([[1.0, 0.0, 0.0]])
+    good = loss(labels, tf.constant([[0.9, 0.05, 0.05]]))
+    bad = loss(labels, tf.constant([[0.05, 0.9, 0.05]]))
+    assert float(good) < float(bad)
+
+
+def test_cross_entropy_sums_over_classes_and_averages_over_batch():
+    labels = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    predictions = tf.constant([[0.5, 0.5], [0.5, 0.5]])
+    expected = -2 * np.log(0.5 + 1e-5)
+    assert float(get_loss("CrossEntropyLoss")(labels, predictions)) == pytest.approx(
+        expected, rel=1e-5)

@@ -1,0 +1,58 @@
+"""The whole TFX pipeline with LocalDagRunner on a tiny real subset, run twice."""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+from pipeline.run_local import main
+from pipeline.summary import latest_run_result
+from trainer_module.features import FeatureSpec
+from trainer_module.metrics import EvaluationMetrics
+from trainer_module.reader import make_video_dataset
+
+pytestmark = pytest.mark.e2e
+
+
+def numpy_metrics_of_pushed_model(model_dir: str, pattern: str) -> dict:
+    """Scores the validate shards with the pushed SavedModel's serving_default, in process."""
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    spec = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
+    labels = make_video_dataset(pattern, spec, 3862, batch_size=256).map(lambda f, y: y)
+    serialized = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)).batch(256)
+    metrics = EvaluationMetrics(3862, top_k=20)
+    for batch, batch_labels in zip(serialized, labels, strict=True):
+        metrics.add(serve(examples=batch)["scores"].numpy(), batch_labels.numpy())
+    return metrics.result()
+
+
+def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
+        tmp_path, tiny_data_root, capsys):
+    pipeline_root, serving = tmp_path / "pipeline_root", tmp_path / "serving_model"
+    common = ["--data_root", tiny_data_root, "--pipeline_root", str(pipeline_root),
+              "--serving_model_dir", str(serving), "--batch_size", "128"]
+
+    assert main([*common, "--train_steps", "40"]) == 0
+    summary = capsys.readouterr().out
+    for title in ("GAP@20", "mAP", "Hit@1", "PERR"):
+        assert title in summary
+    first = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert first.blessed and first.pushed_path
+    assert os.path.dirname(first.pushed_path) == str(serving)
+    assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
+
+    numpy_metrics = numpy_metrics_of_pushed_model(
+        first.pushed_path, os.path.join(tiny_data_root, "validate", "*.tfrecord"))
+    assert numpy_metrics["num_examples"] == first.metrics["example_count"]
+    for name in ("gap", "map", "hit_at_one", "perr"):
+        assert abs(first.metrics[name] - numpy_metrics[name]) < 1e-4, name
+    assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
+
+    # One step of training is far worse than the blessed model: evaluated, not pushed.
+    assert main([*common, "--train_steps", "1"]) == 0
+    second = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert second.baseline_metrics["gap"] == pytest.approx(first.metrics["gap"])
+    assert second.metrics["gap"] < first.metrics["gap"]
+    assert not second.blessed and second.pushed_path is None
+    assert os.listdir(serving) == [os.path.basename(first.pushed_path)]
+    assert "Pushed to:   not pushed" in capsys.readouterr().out

@@ -1,0 +1,58 @@
+"""Bad flags and bad data stop `run_local` with one clear line before any component runs."""
+
+import os
+
+import pytest
+
+from pipeline.run_local import main
+from tests.helpers import random_rows, write_video_examples
+
+
+def run_expecting_error(capsys, tmp_path, *argv) -> str:
+    pipeline_root = tmp_path / "pipeline_root"
+    code = main([*argv, "--pipeline_root", str(pipeline_root),
+                 "--serving_model_dir", str(tmp_path / "serving")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert not os.path.exists(pipeline_root), "nothing may run or be written"
+    return err
+
+
+def test_pattern_matching_no_files(capsys, tmp_path):
+    err = run_expecting_error(capsys, tmp_path, "--data_root", str(tmp_path / "nowhere"))
+    pattern = f"{tmp_path}/nowhere/train/*.tfrecord"
+    assert err == f"error: --train_data_pattern {pattern} matches no files"
+
+
+def test_feature_names_and_sizes_of_different_lengths(capsys, tmp_path, tiny_data_root):
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
+                              "--feature_names", "mean_rgb,mean_audio", "--feature_sizes", "1024")
+    assert "--feature_names has 2 entries" in err and "--feature_sizes has 1" in err
+
+
+def test_feature_size_that_disagrees_with_the_data(capsys, tmp_path, tiny_data_root):
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
+                              "--feature_names", "mean_rgb,mean_audio",
+                              "--feature_sizes", "1024,100")
+    assert "feature 'mean_audio' has 128 values but --feature_sizes says 100" in err
+    assert "train/validate0000.tfrecord" in err
+
+
+def test_feature_missing_from_the_data(capsys, tmp_path):
+    for split in ("train", "validate"):
+        os.makedirs(tmp_path / "data" / split)
+        rows = [{k: v for k, v in r.items() if k != "mean_audio"} for r in random_rows(2)]
+        write_video_examples(str(tmp_path / "data" / split / "a.tfrecord"), rows)
+    err = run_expecting_error(capsys, tmp_path, "--data_root", str(tmp_path / "data"))
+    assert "feature 'mean_audio' is not in the data (it has id, labels, mean_rgb)" in err
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--model", "NoSuchModel", "unknown --model 'NoSuchModel'"),
+    ("--label_loss", "L1", "unknown --label_loss 'L1'"),
+    ("--train_steps", "0", "--train_steps must be positive"),
+])
+def test_unknown_names_and_bad_numbers(capsys, tmp_path, tiny_data_root, flag, value, message):
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root, flag, value)
+    assert message in err

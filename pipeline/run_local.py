@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from pipeline import preflight
 from pipeline.configs import EVAL_PATTERN, SAMPLE_DATA_ROOT, TRAIN_PATTERN, PipelineConfig
@@ -59,7 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max_gap_regression", type=float, default=defaults.max_gap_regression,
                      help="largest GAP drop vs the last blessed model that still blesses")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every TFX/Beam log line, not only component progress")
     return parser
+
+
+class _ProgressOnly(logging.Filter):
+    """Keeps warnings and the runner's 'Component X is running/finished' lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or (
+            record.getMessage().startswith("Component ") and " is " in record.getMessage())
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    if not verbose:
+        # Google client libraries warn about Python 3.10 on import; TFX 1.16 requires it.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_ProgressOnly())
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
@@ -134,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except (preflight.PreflightError, FeatureSpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    logging.getLogger().setLevel(logging.INFO)
-    for noisy in ("apache_beam", "tensorflow", "absl_py", "root.beam"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     print(f"Running pipeline on {config.data_root} "
           f"(train: {len(files['--train_data_pattern'])} shards, "
           f"validate: {len(files['--eval_data_pattern'])} shards), model {config.training.model}")

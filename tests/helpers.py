@@ -31,3 +31,19 @@ def random_rows(n: int, seed: int = 0, num_classes: int = 3862) -> list[dict]:
              "mean_rgb": rng.uniform(-2, 2, 1024).astype(np.float32).tolist(),
              "mean_audio": rng.uniform(-2, 2, 128).astype(np.float32).tolist()}
             for i in range(n)]
+
+
+def write_frame_examples(path: str, rows: list[dict], seed: int = 0, min_frames: int = 5,
+                         max_frames: int = 30) -> None:
+    """Writes frame-level SequenceExamples derived from video-level rows."""
+    from trainer_module.frames import sequence_example_from_video
+
+    video_path = path + ".video"
+    write_video_examples(video_path, rows)
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in tf.data.TFRecordDataset(video_path):
+            video = tf.train.Example.FromString(record.numpy())
+            writer.write(sequence_example_from_video(
+                video, rng, min_frames, max_frames).SerializeToString())
+    tf.io.gfile.remove(video_path)

@@ -4,13 +4,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_rows, write_video_examples
+from tests.helpers import random_rows, write_frame_examples, write_video_examples
 from trainer_module.config import TrainingConfig
 from trainer_module.losses import LOSSES, get_loss
-from trainer_module.models import MODELS, build_model
+from trainer_module.models import FRAME_LEVEL_MODELS, MODELS, build_model
 from trainer_module.train import train_and_export
 
 NUM_CLASSES = 3862
+
+
+# Small sizes keep every model's test to seconds; defaults are the starter code's.
+SMALL_HPARAMS = {
+    "DbofModel": {"dbof_cluster_size": 64, "dbof_hidden_size": 32, "iterations": 8},
+    "LstmModel": {"lstm_cells": 16, "lstm_layers": 2},
+    "GruModel": {"lstm_cells": 16, "lstm_layers": 2},
+}
+MAX_FRAMES = 12
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +28,25 @@ def shards(tmp_path_factory):
     rows = random_rows(48, seed=1)
     write_video_examples(str(root / "train.tfrecord"), rows[:32])
     write_video_examples(str(root / "eval.tfrecord"), rows[32:])
-    return str(root / "train.tfrecord"), str(root / "eval.tfrecord"), rows[32:]
+    write_frame_examples(str(root / "train_frames.tfrecord"), rows[:32])
+    write_frame_examples(str(root / "eval_frames.tfrecord"), rows[32:])
+    return root, rows[32:]
+
+
+def config_for(model_name: str) -> TrainingConfig:
+    if model_name in FRAME_LEVEL_MODELS:
+        return TrainingConfig(model=model_name, batch_size=16, feature_names="rgb,audio",
+                              max_frames=MAX_FRAMES,
+                              model_hparams=SMALL_HPARAMS.get(model_name, {}))
+    return TrainingConfig(model=model_name, batch_size=16)
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_name):
-    train, evaluation, eval_rows = shards
-    config = TrainingConfig(model=model_name, batch_size=16)
+    root, eval_rows = shards
+    config = config_for(model_name)
+    suffix = "_frames" if model_name in FRAME_LEVEL_MODELS else ""
+    train, evaluation = str(root / f"train{suffix}.tfrecord"), str(root / f"eval{suffix}.tfrecord")
     metrics = train_and_export(config, [train], [evaluation], train_steps=3,
                                export_dir=str(tmp_path / "model"), log_dir=str(tmp_path / "logs"))
     assert metrics["num_examples"] == len(eval_rows)
@@ -40,6 +61,9 @@ def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_nam
     np.testing.assert_allclose(
         by_examples["top_k_scores"], -np.sort(-scores, axis=1)[:, :20], rtol=1e-6)
 
+    if model_name in FRAME_LEVEL_MODELS:
+        assert "predict_features" not in loaded.signatures
+        return
     by_features = loaded.signatures["predict_features"](
         mean_rgb=tf.constant([r["mean_rgb"] for r in eval_rows[:3]]),
         mean_audio=tf.constant([r["mean_audio"] for r in eval_rows[:3]]))

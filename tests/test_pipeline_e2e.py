@@ -9,7 +9,7 @@ from pipeline.run_local import main
 from pipeline.summary import latest_run_result
 from trainer_module.features import FeatureSpec
 from trainer_module.metrics import EvaluationMetrics
-from trainer_module.reader import make_video_dataset
+from trainer_module.reader import make_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,7 @@ def numpy_metrics_of_pushed_model(model_dir: str, pattern: str) -> dict:
     """Scores the validate shards with the pushed SavedModel's serving_default, in process."""
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     spec = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
-    labels = make_video_dataset(pattern, spec, 3862, batch_size=256).map(lambda f, y: y)
+    labels = make_dataset(pattern, spec, 3862, batch_size=256).map(lambda f, y: y)
     serialized = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)).batch(256)
     metrics = EvaluationMetrics(3862, top_k=20)
     for batch, batch_labels in zip(serialized, labels, strict=True):

@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import random_rows, write_video_examples
 from trainer_module.features import FeatureSpec, FeatureSpecError, multi_hot
-from trainer_module.reader import make_video_dataset
+from trainer_module.reader import make_dataset
 
 SPEC = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
 
@@ -16,7 +16,7 @@ def test_reader_yields_dense_features_and_multi_hot_labels(tmp_path, compression
     rows[0]["labels"] = [2, 7, 7]  # duplicates collapse to one hot entry
     write_video_examples(str(tmp_path / f"shard{suffix}"), rows, compression)
 
-    features, labels = next(iter(make_video_dataset(
+    features, labels = next(iter(make_dataset(
         str(tmp_path / f"*{suffix}"), SPEC, num_classes=10, batch_size=8)))
 
     assert features["mean_rgb"].shape == (5, 1024)
@@ -30,14 +30,14 @@ def test_reader_yields_dense_features_and_multi_hot_labels(tmp_path, compression
 def test_reader_without_labels_reads_unlabelled_test_shards(tmp_path):
     rows = [{k: v for k, v in row.items() if k != "labels"} for row in random_rows(3)]
     write_video_examples(str(tmp_path / "test.tfrecord"), rows)
-    features = next(iter(make_video_dataset(str(tmp_path / "*.tfrecord"), SPEC, 3862, 4,
+    features = next(iter(make_dataset(str(tmp_path / "*.tfrecord"), SPEC, 3862, 4,
                                             with_labels=False)))
     assert set(features) == {"mean_rgb", "mean_audio"}
 
 
 def test_reader_names_a_pattern_that_matches_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="matches no files: .*nothing-here"):
-        make_video_dataset(str(tmp_path / "nothing-here*"), SPEC, 3862, 4)
+        make_dataset(str(tmp_path / "nothing-here*"), SPEC, 3862, 4)
 
 
 def test_multi_hot_from_sparse_ids():

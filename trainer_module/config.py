@@ -29,6 +29,7 @@ class TrainingConfig:
     regularization_penalty: float = 1.0
     label_loss: str = "CrossEntropyLoss"
     top_k: int = 20
+    max_frames: int = 300  # frame-level only: frames kept per video (zero-padded)
     seed: int = 0
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.
     model_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)

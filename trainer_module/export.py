@@ -1,9 +1,10 @@
 """SavedModel export: the serving contract shared by TFMA, batch inference and TF Serving.
 
 Signatures (all return `scores` [batch, num_classes], `top_k_class_ids`, `top_k_scores`):
-- `serving_default`: `examples`, a batch of serialized tf.Examples (b64 in REST requests).
-- `predict_features`: the raw float features by name (JSON-friendly for REST).
-- `transform_features`: serialized tf.Examples → Transform outputs incl. the multi-hot label
+- `serving_default`: `examples`, a batch of serialized tf.Examples (video level) or
+  tf.SequenceExamples (frame level); b64 in REST requests.
+- `predict_features`: video level only, the raw float features by name (JSON-friendly).
+- `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
   (the Evaluator's preprocessing function; present when a Transform graph is given).
 """
 
@@ -15,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from trainer_module.config import TrainingConfig
-from trainer_module.reader import parse_video_examples
+from trainer_module.reader import model_input_names, parse_examples
 
 CONFIG_FILENAME = "training_config.json"
 # TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
@@ -31,34 +32,38 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
     module.model = model
     module.tft_layer = tft_layer
 
+    def parse(examples, with_labels=False):
+        return parse_examples(examples, spec, with_labels, config.max_frames)
+
     def predict(features):
-        scores = module.model({name: features[name] for name in spec.names}, training=False)
+        inputs = {name: features[name] for name in model_input_names(spec)}
+        scores = module.model(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
         return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
-        features = parse_video_examples(examples, spec, with_labels=False)
-        if module.tft_layer is not None:
+        features = parse(examples)
+        if module.tft_layer is not None and not spec.is_frame_level:
+            # Video-level features go through Transform, as in training; frame-level
+            # Transform only derives the label.
             features = module.tft_layer(features)
         return predict(features)
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, size], tf.float32, name=name)
-        for name, size in spec.items()])
-    def predict_features(*features):
-        return predict(dict(zip(spec.names, features, strict=True)))
-
     module.serve_examples = serve_examples
-    module.predict_features = predict_features
-    signatures = {
-        "serving_default": serve_examples.get_concrete_function(),
-        "predict_features": predict_features.get_concrete_function(),
-    }
+    signatures = {"serving_default": serve_examples.get_concrete_function()}
+    if not spec.is_frame_level:
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, size], tf.float32, name=name) for name, size in spec.items()])
+        def predict_features(*features):
+            return predict(dict(zip(spec.names, features, strict=True)))
+
+        module.predict_features = predict_features
+        signatures["predict_features"] = predict_features.get_concrete_function()
     if tft_layer is not None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def transform_features(examples):
-            return module.tft_layer(parse_video_examples(examples, spec, with_labels=True))
+            return module.tft_layer(parse(examples, with_labels=True))
 
         module.transform_features = transform_features
         signatures["transform_features"] = transform_features.get_concrete_function()

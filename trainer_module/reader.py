@@ -1,7 +1,11 @@
 """The one batched reader of YouTube-8M TFRecords, used by the Trainer, the CLIs and benchmarks.
 
-Records are batched *before* parsing so that `tf.io.parse_example` decodes a whole batch in
-one op; per-record parsing is several times slower on these 4.6 KB examples.
+Records are batched *before* parsing so that one parse op decodes a whole batch; per-record
+parsing is several times slower on these small examples.
+
+- video level: tf.Examples with `mean_rgb`/`mean_audio` floats → dense [batch, size].
+- frame level: tf.SequenceExamples with one uint8 byte string per second in the `rgb`/`audio`
+  feature lists → dequantized [batch, max_frames, size], zero-padded, plus `num_frames`.
 """
 
 from __future__ import annotations
@@ -9,6 +13,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from trainer_module.features import LABELS_KEY, FeatureSpec, multi_hot
+from trainer_module.frames import dequantize
+
+NUM_FRAMES_KEY = "num_frames"
+DEFAULT_MAX_FRAMES = 300
 
 
 def video_parse_spec(spec: FeatureSpec, with_labels: bool) -> dict:
@@ -28,6 +36,41 @@ def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec,
     return tf.io.parse_example(serialized, video_parse_spec(spec, with_labels))
 
 
+def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
+                         max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, tf.Tensor]:
+    """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames."""
+    context_spec = {LABELS_KEY: tf.io.VarLenFeature(tf.int64)} if with_labels else {}
+    context, sequences, _ = tf.io.parse_sequence_example(
+        serialized, context_features=context_spec,
+        sequence_features={name: tf.io.RaggedFeature(tf.string) for name in spec.names})
+    parsed = dict(context)
+    for name, size in spec.items():
+        frames = sequences[name]
+        codes = tf.io.decode_raw(frames.flat_values, tf.uint8)
+        tf.debugging.assert_equal(
+            tf.shape(codes)[-1], size,
+            message=f"frame feature {name!r}: each frame must be {size} bytes")
+        values = tf.RaggedTensor.from_row_splits(
+            dequantize(tf.reshape(codes, [-1, size])), frames.row_splits)
+        parsed[name] = values[:, :max_frames].to_tensor(shape=[None, max_frames, size])
+    first = sequences[spec.names[0]]
+    parsed[NUM_FRAMES_KEY] = tf.cast(tf.minimum(first.row_lengths(), max_frames), tf.int32)
+    return parsed
+
+
+def parse_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
+                   max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, tf.Tensor]:
+    """Video- or frame-level parsing, as `spec` says."""
+    if spec.is_frame_level:
+        return parse_frame_examples(serialized, spec, with_labels, max_frames)
+    return parse_video_examples(serialized, spec, with_labels)
+
+
+def model_input_names(spec: FeatureSpec) -> list[str]:
+    """The keys of the feature dict a model takes."""
+    return [*spec.names, NUM_FRAMES_KEY] if spec.is_frame_level else list(spec.names)
+
+
 def compression_of(file_pattern: str) -> str:
     """TFX ExampleGen writes gzipped shards (`*.gz`); the public dataset is uncompressed."""
     return "GZIP" if file_pattern.endswith(".gz") else ""
@@ -45,7 +88,7 @@ def list_files(file_patterns: str | list[str]) -> list[str]:
     return files
 
 
-def make_video_dataset(
+def make_dataset(
     file_patterns: str | list[str],
     spec: FeatureSpec,
     num_classes: int,
@@ -54,10 +97,12 @@ def make_video_dataset(
     num_epochs: int | None = 1,
     with_labels: bool = True,
     seed: int | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> tf.data.Dataset:
     """Batches of `(features, multi_hot_labels)` (or just `features` when `with_labels` is False).
 
-    `features` maps each name in `spec` to a dense [batch, size] float32 tensor.
+    `features` maps each name in `spec` to float32 [batch, size] (video level) or
+    [batch, max_frames, size] (frame level, with `num_frames` [batch]).
     """
     files = list_files(file_patterns)
     files_ds = tf.data.Dataset.from_tensor_slices(files)
@@ -74,8 +119,8 @@ def make_video_dataset(
     records = records.repeat(num_epochs).batch(batch_size)
 
     def parse(serialized):
-        parsed = parse_video_examples(serialized, spec, with_labels)
-        features = {name: parsed[name] for name in spec.names}
+        parsed = parse_examples(serialized, spec, with_labels, max_frames)
+        features = {name: parsed[name] for name in model_input_names(spec)}
         if not with_labels:
             return features
         return features, multi_hot(parsed[LABELS_KEY], num_classes)

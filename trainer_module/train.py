@@ -13,7 +13,7 @@ from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model
-from trainer_module.reader import make_video_dataset
+from trainer_module.reader import make_dataset
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def compile_model(config: TrainingConfig) -> keras.Model:
     hparams = dict(config.model_hparams)
     # The starter code scales every regularisation loss by --regularization_penalty.
     hparams["l2_penalty"] = hparams.get("l2_penalty", 1e-8) * config.regularization_penalty
-    model = build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+    model = build_model(config.model, config.feature_spec(), config.num_classes,
+                        max_frames=config.max_frames, **hparams)
     model.compile(optimizer=make_optimizer(config), loss=get_loss(config.label_loss))
     return model
 
@@ -59,9 +60,11 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     """
     keras.utils.set_random_seed(config.seed)
     spec = config.feature_spec()
-    train_ds = make_video_dataset(train_files, spec, config.num_classes, config.batch_size,
-                                  shuffle=True, num_epochs=None, seed=config.seed)
-    eval_ds = make_video_dataset(eval_files, spec, config.num_classes, config.batch_size)
+    train_ds = make_dataset(train_files, spec, config.num_classes, config.batch_size,
+                            shuffle=True, num_epochs=None, seed=config.seed,
+                            max_frames=config.max_frames)
+    eval_ds = make_dataset(eval_files, spec, config.num_classes, config.batch_size,
+                           max_frames=config.max_frames)
 
     model = compile_model(config)
     model.fit(train_ds, steps_per_epoch=train_steps, epochs=1, verbose=2,

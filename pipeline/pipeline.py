@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -14,6 +15,7 @@ from trainer_module.features import MULTI_HOT_LABELS_KEY
 RUN_FN = "trainer_module.train.run_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
+FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
 
 
 def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -50,15 +52,24 @@ def create_pipeline(config: PipelineConfig,
     """ExampleGen → statistics/schema/validation → Transform → Trainer → Evaluator → Pusher."""
     custom_config = {"training": config.training.to_dict()}
 
+    frame_level = config.training.feature_spec().is_frame_level
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
             tfx.proto.Input.Split(name="validate", pattern=config.eval_pattern),
-        ]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+        ]),
+        payload_format=(tfx.proto.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE if frame_level
+                        else tfx.proto.PayloadFormat.FORMAT_TF_EXAMPLE))
+    if frame_level:
+        # SchemaGen cannot infer SequenceExample tensor representations: use the curated one.
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=FRAME_LEVEL_SCHEMA)
+        statistics_gen = tfx.components.StatisticsGen(
+            examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
+    else:
+        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 

@@ -54,12 +54,19 @@ def check_first_example(path: str, spec: FeatureSpec) -> None:
         raise PreflightError(f"{path} holds no records") from None
     except tf.errors.OpError as error:
         raise PreflightError(f"{path} is not a readable TFRecord file: {error.message}") from None
-    example = tf.train.Example.FromString(record.numpy())
-    features = example.features.feature
-    if not features:
+    sequence = tf.train.SequenceExample.FromString(record.numpy())
+    frame_features = sequence.feature_lists.feature_list
+    if spec.is_frame_level:
+        _check_frame_features(path, frame_features, spec)
+        return
+    if frame_features:
         raise PreflightError(
-            f"{path} does not hold video-level tf.Examples (no context features found); "
-            "frame-level SequenceExamples need frame-level features and models")
+            f"{path} holds frame-level SequenceExamples ({', '.join(sorted(frame_features))}) "
+            f"but --feature_names {','.join(spec.names)} are video-level; use --frame_features "
+            "with a frame-level model")
+    features = sequence.context.feature
+    if not features:
+        raise PreflightError(f"{path} holds no tf.Example features")
     for name, size in spec.items():
         if name not in features:
             raise PreflightError(
@@ -69,3 +76,21 @@ def check_first_example(path: str, spec: FeatureSpec) -> None:
         if found != size:
             raise PreflightError(
                 f"{path}: feature {name!r} has {found} values but --feature_sizes says {size}")
+
+
+def _check_frame_features(path: str, frame_features, spec: FeatureSpec) -> None:
+    if not frame_features:
+        raise PreflightError(
+            f"{path} holds video-level tf.Examples but --feature_names {','.join(spec.names)} "
+            "are frame-level; drop --frame_features or use mean_rgb,mean_audio")
+    for name, size in spec.items():
+        if name not in frame_features:
+            raise PreflightError(
+                f"{path}: frame feature {name!r} is not in the data (it has "
+                f"{', '.join(sorted(frame_features))})")
+        frames = frame_features[name].feature
+        found = len(frames[0].bytes_list.value[0]) if frames else size
+        if found != size:
+            raise PreflightError(
+                f"{path}: frame feature {name!r} has {found} bytes per frame but "
+                f"--feature_sizes says {size}")

@@ -18,6 +18,15 @@ from pipeline.configs import EVAL_PATTERN, SAMPLE_DATA_ROOT, TRAIN_PATTERN, Pipe
 from trainer_module.config import TrainingConfig
 from trainer_module.features import FeatureSpec, FeatureSpecError
 
+MODEL_HPARAM_FLAGS = {
+    "l2_penalty": float, "moe_num_mixtures": int, "video_level_classifier_model": str,
+    "dbof_cluster_size": int, "dbof_hidden_size": int, "iterations": int,
+    "sample_random_frames": lambda v: v.lower() in ("1", "true", "yes"),
+    "dbof_pooling_method": str, "lstm_cells": int, "lstm_layers": int,
+}
+VIDEO_LEVEL_DEFAULTS = ("mean_rgb,mean_audio", "1024,128")
+FRAME_LEVEL_DEFAULTS = ("rgb,audio", "1024,128")
+
 
 def build_parser() -> argparse.ArgumentParser:
     defaults, training = PipelineConfig(), TrainingConfig()
@@ -35,8 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--feature_sizes", default=training.feature_sizes)
     model.add_argument("--num_classes", type=int, default=training.num_classes)
     model.add_argument("--label_loss", default=training.label_loss)
-    model.add_argument("--moe_num_mixtures", type=int, default=2)
-    model.add_argument("--l2_penalty", type=float, default=1e-8)
+    model.add_argument("--frame_features", action="store_true",
+                       help="frame-level SequenceExamples (default features: rgb,audio)")
+    model.add_argument("--max_frames", type=int, default=training.max_frames)
+    hparams = parser.add_argument_group("model hyperparameters (starter code flags; "
+                                        "unset ones keep the model's default)")
+    for flag, kind in MODEL_HPARAM_FLAGS.items():
+        hparams.add_argument(f"--{flag}", type=kind, default=None)
     train = parser.add_argument_group("training (starter code flags)")
     train.add_argument("--train_steps", type=int, default=defaults.train_steps)
     train.add_argument("--batch_size", type=int, default=256)
@@ -84,7 +98,13 @@ def configure_logging(verbose: bool) -> None:
 
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
     """Validates the flags and the data they point at; raises PreflightError/FeatureSpecError."""
-    spec = FeatureSpec.from_flags(args.feature_names, args.feature_sizes)
+    names, sizes = args.feature_names, args.feature_sizes
+    if args.frame_features and (names, sizes) == VIDEO_LEVEL_DEFAULTS:
+        names, sizes = FRAME_LEVEL_DEFAULTS
+    spec = FeatureSpec.from_flags(names, sizes)
+    if args.frame_features and not spec.is_frame_level:
+        raise FeatureSpecError(
+            f"--frame_features needs frame-level --feature_names (rgb,audio), got {names}")
     train_glob = args.train_data_pattern or os.path.join(args.data_root, TRAIN_PATTERN)
     eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
     files = preflight.check_patterns({"--train_data_pattern": train_glob,
@@ -94,9 +114,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
             raise preflight.PreflightError(f"{flag} must be positive, got {getattr(args, name)}")
     input_base, train_pattern, eval_pattern = preflight.split_patterns(
         os.path.abspath(train_glob), os.path.abspath(eval_glob))
-    model_hparams = {"l2_penalty": args.l2_penalty}
-    if args.model == "MoeModel":
-        model_hparams["moe_num_mixtures"] = args.moe_num_mixtures
+    model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
+                     if getattr(args, flag) is not None}
     training = TrainingConfig(
         model=args.model, feature_names=",".join(spec.names),
         feature_sizes=",".join(map(str, spec.sizes)), num_classes=args.num_classes,
@@ -105,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         learning_rate_decay_examples=args.learning_rate_decay_examples,
         clip_gradient_norm=args.clip_gradient_norm,
         regularization_penalty=args.regularization_penalty, label_loss=args.label_loss,
-        top_k=args.top_k, seed=args.seed, model_hparams=model_hparams)
+        top_k=args.top_k, max_frames=args.max_frames, seed=args.seed,
+        model_hparams=model_hparams)
     config = PipelineConfig(
         data_root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
         pipeline_root=os.path.abspath(args.pipeline_root),
@@ -127,7 +147,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) ->
             f"unknown --label_loss {training.label_loss!r}; choose one of {', '.join(LOSSES)}")
     try:
         build_model(training.model, training.feature_spec(), training.num_classes,
-                    **training.model_hparams)
+                    max_frames=training.max_frames, **training.model_hparams)
     except ValueError as error:
         raise preflight.PreflightError(str(error)) from None
     for flag_files in files.values():

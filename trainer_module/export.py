@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from trainer_module.config import TrainingConfig
+from trainer_module.features import LABELS_KEY
 from trainer_module.reader import model_input_names, parse_examples
 
 CONFIG_FILENAME = "training_config.json"
@@ -63,7 +64,11 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
     if tft_layer is not None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def transform_features(examples):
-            return module.tft_layer(parse(examples, with_labels=True))
+            raw = parse(examples, with_labels=True)
+            if spec.is_frame_level:
+                # Frame-level Transform only derives the label from the context's `labels`.
+                raw = {LABELS_KEY: raw[LABELS_KEY]}
+            return module.tft_layer(raw)
 
         module.transform_features = transform_features
         signatures["transform_features"] = transform_features.get_concrete_function()

@@ -14,8 +14,11 @@ from trainer_module.features import LABELS_KEY, MULTI_HOT_LABELS_KEY, multi_hot
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
-    """Raw features → model features plus `labels_multi_hot` [batch, num_classes]."""
+    """Raw features → video-level model features plus `labels_multi_hot` [batch, classes]."""
     config = TrainingConfig.from_dict(custom_config["training"])
-    outputs = {name: tf.identity(inputs[name]) for name in config.feature_spec().names}
+    spec = config.feature_spec()
+    # Frame-level byte strings are decoded by the model's own reader, not by Transform.
+    passed_through = [] if spec.is_frame_level else spec.names
+    outputs = {name: tf.identity(inputs[name]) for name in passed_through}
     outputs[MULTI_HOT_LABELS_KEY] = multi_hot(inputs[LABELS_KEY], config.num_classes)
     return outputs

@@ -14,10 +14,14 @@ from trainer_module.reader import make_dataset
 pytestmark = pytest.mark.e2e
 
 
-def numpy_metrics_of_pushed_model(model_dir: str, pattern: str) -> dict:
+VIDEO_SPEC = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
+FRAME_SPEC = FeatureSpec.from_flags("rgb,audio", "1024,128")
+
+
+def numpy_metrics_of_pushed_model(model_dir: str, pattern: str,
+                                  spec: FeatureSpec = VIDEO_SPEC) -> dict:
     """Scores the validate shards with the pushed SavedModel's serving_default, in process."""
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    spec = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
     labels = make_dataset(pattern, spec, 3862, batch_size=256).map(lambda f, y: y)
     serialized = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)).batch(256)
     metrics = EvaluationMetrics(3862, top_k=20)
@@ -56,3 +60,32 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert not second.blessed and second.pushed_path is None
     assert os.listdir(serving) == [os.path.basename(first.pushed_path)]
     assert "Pushed to:   not pushed" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def tiny_frame_root(tiny_data_root, tmp_path_factory) -> str:
+    from pipeline.make_frame_data import main as make_frame_data
+
+    root = tmp_path_factory.mktemp("yt8m_frames")
+    for split in ("train", "validate"):
+        assert make_frame_data([f"--input_pattern={tiny_data_root}/{split}/*.tfrecord",
+                                f"--output_dir={root / split}", "--min_frames=10",
+                                "--max_frames=40"]) == 0
+    return str(root)
+
+
+@pytest.mark.parametrize("model,hparams", [
+    ("FrameLevelLogisticModel", []),
+    ("DbofModel", ["--dbof_cluster_size=256", "--dbof_hidden_size=128", "--iterations=10"]),
+])
+def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root, model, hparams):
+    pipeline_root = tmp_path / "pipeline_root"
+    assert main(["--frame_features", "--model", model, *hparams, "--max_frames", "40",
+                 "--data_root", tiny_frame_root, "--pipeline_root", str(pipeline_root),
+                 "--serving_model_dir", str(tmp_path / "serving"), "--train_steps", "20",
+                 "--batch_size", "64"]) == 0
+    result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert result.pushed_path
+    numpy_metrics = numpy_metrics_of_pushed_model(
+        result.pushed_path, os.path.join(tiny_frame_root, "validate", "*.tfrecord"), FRAME_SPEC)
+    assert abs(result.metrics["gap"] - numpy_metrics["gap"]) < 1e-4

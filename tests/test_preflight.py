@@ -34,7 +34,7 @@ def test_feature_names_and_sizes_of_different_lengths(capsys, tmp_path, tiny_dat
 def test_feature_size_that_disagrees_with_the_data(capsys, tmp_path, tiny_data_root):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
                               "--feature_names", "mean_rgb,mean_audio",
-                              "--feature_sizes", "1024,100")
+                              "--feature_names", "rgb,audio", "--feature_sizes", "1024,100")
     assert "feature 'mean_audio' has 128 values but --feature_sizes says 100" in err
     assert "train/validate0000.tfrecord" in err
 
@@ -56,3 +56,20 @@ def test_feature_missing_from_the_data(capsys, tmp_path):
 def test_unknown_names_and_bad_numbers(capsys, tmp_path, tiny_data_root, flag, value, message):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root, flag, value)
     assert message in err
+
+
+def test_video_level_model_asked_to_read_frame_data(capsys, tmp_path):
+    from tests.helpers import write_frame_examples
+
+    for split in ("train", "validate"):
+        os.makedirs(tmp_path / "frames" / split)
+        write_frame_examples(str(tmp_path / "frames" / split / "a.tfrecord"), random_rows(2))
+    err = run_expecting_error(capsys, tmp_path, "--data_root", str(tmp_path / "frames"))
+    assert "holds frame-level SequenceExamples (audio, rgb)" in err
+    err = run_expecting_error(capsys, tmp_path, "--data_root", str(tmp_path / "frames"),
+                              "--frame_features", "--model", "LogisticModel")
+    assert "--model LogisticModel is video-level" in err
+    err = run_expecting_error(capsys, tmp_path, "--data_root", str(tmp_path / "frames"),
+                              "--frame_features", "--model", "DbofModel",
+                              "--feature_names", "rgb,audio", "--feature_sizes", "1024,100")
+    assert "frame feature 'audio' has 128 bytes per frame but --feature_sizes says 100" in err

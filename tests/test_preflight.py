@@ -34,7 +34,7 @@ def test_feature_names_and_sizes_of_different_lengths(capsys, tmp_path, tiny_dat
 def test_feature_size_that_disagrees_with_the_data(capsys, tmp_path, tiny_data_root):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
                               "--feature_names", "mean_rgb,mean_audio",
-                              "--feature_names", "rgb,audio", "--feature_sizes", "1024,100")
+                              "--feature_sizes", "1024,100")
     assert "feature 'mean_audio' has 128 values but --feature_sizes says 100" in err
     assert "train/validate0000.tfrecord" in err
 

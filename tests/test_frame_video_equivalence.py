@@ -1,0 +1,30 @@
+"""The starter code's stated equivalence: FrameLevelLogisticModel on frames whose mean is the
+video's features learns what LogisticModel learns on those video-level features."""
+
+import glob
+import os
+
+from pipeline.make_frame_data import main as make_frame_data
+from trainer_module.config import TrainingConfig
+from trainer_module.train import train_and_export
+
+
+def test_frame_level_logistic_matches_video_level_logistic(tmp_path, tiny_data_root):
+    for split in ("train", "validate"):
+        assert make_frame_data([f"--input_pattern={tiny_data_root}/{split}/*.tfrecord",
+                                f"--output_dir={tmp_path / split}", "--min_frames=10",
+                                "--max_frames=40"]) == 0
+
+    def gap(config: TrainingConfig, root: str) -> float:
+        metrics = train_and_export(
+            config, sorted(glob.glob(os.path.join(root, "train", "*.tfrecord"))),
+            sorted(glob.glob(os.path.join(root, "validate", "*.tfrecord"))), train_steps=60,
+            export_dir=str(tmp_path / config.model), log_dir=str(tmp_path / "logs"))
+        return metrics["gap"]
+
+    video_gap = gap(TrainingConfig(model="LogisticModel", batch_size=128), tiny_data_root)
+    frame_gap = gap(TrainingConfig(model="FrameLevelLogisticModel", batch_size=128,
+                                   feature_names="rgb,audio", max_frames=40), str(tmp_path))
+    assert video_gap > 0.1
+    print(f"GAP video-level {video_gap:.4f}, frame-level {frame_gap:.4f}")
+    assert abs(frame_gap - video_gap) < 0.02, (frame_gap, video_gap)

@@ -54,43 +54,44 @@ def check_first_example(path: str, spec: FeatureSpec) -> None:
         raise PreflightError(f"{path} holds no records") from None
     except tf.errors.OpError as error:
         raise PreflightError(f"{path} is not a readable TFRecord file: {error.message}") from None
+    # A tf.Example parses as a SequenceExample whose context holds its features.
     sequence = tf.train.SequenceExample.FromString(record.numpy())
     frame_features = sequence.feature_lists.feature_list
+    _check_data_level(path, spec, sequence.context.feature, frame_features)
     if spec.is_frame_level:
-        _check_frame_features(path, frame_features, spec)
-        return
-    if frame_features:
+        available, kind, unit = frame_features, "frame feature", "bytes per frame"
+
+        def size_of(name: str) -> int | None:
+            frames = available[name].feature
+            return len(frames[0].bytes_list.value[0]) if frames else None
+    else:
+        available, kind, unit = sequence.context.feature, "feature", "values"
+
+        def size_of(name: str) -> int | None:
+            return len(available[name].float_list.value)
+
+    for name, size in spec.items():
+        if name not in available:
+            raise PreflightError(
+                f"{path}: {kind} {name!r} is not in the data (it has "
+                f"{', '.join(sorted(available))})")
+        found = size_of(name)
+        if found is not None and found != size:
+            raise PreflightError(
+                f"{path}: {kind} {name!r} has {found} {unit} but --feature_sizes says {size}")
+
+
+def _check_data_level(path: str, spec: FeatureSpec, context_features, frame_features) -> None:
+    """Video-level flags need tf.Examples; frame-level flags need SequenceExamples."""
+    names = ",".join(spec.names)
+    if spec.is_frame_level and not frame_features:
+        raise PreflightError(
+            f"{path} holds video-level tf.Examples but --feature_names {names} "
+            "are frame-level; drop --frame_features or use mean_rgb,mean_audio")
+    if not spec.is_frame_level and frame_features:
         raise PreflightError(
             f"{path} holds frame-level SequenceExamples ({', '.join(sorted(frame_features))}) "
-            f"but --feature_names {','.join(spec.names)} are video-level; use --frame_features "
+            f"but --feature_names {names} are video-level; use --frame_features "
             "with a frame-level model")
-    features = sequence.context.feature
-    if not features:
+    if not spec.is_frame_level and not context_features:
         raise PreflightError(f"{path} holds no tf.Example features")
-    for name, size in spec.items():
-        if name not in features:
-            raise PreflightError(
-                f"{path}: feature {name!r} is not in the data (it has "
-                f"{', '.join(sorted(features))})")
-        found = len(features[name].float_list.value)
-        if found != size:
-            raise PreflightError(
-                f"{path}: feature {name!r} has {found} values but --feature_sizes says {size}")
-
-
-def _check_frame_features(path: str, frame_features, spec: FeatureSpec) -> None:
-    if not frame_features:
-        raise PreflightError(
-            f"{path} holds video-level tf.Examples but --feature_names {','.join(spec.names)} "
-            "are frame-level; drop --frame_features or use mean_rgb,mean_audio")
-    for name, size in spec.items():
-        if name not in frame_features:
-            raise PreflightError(
-                f"{path}: frame feature {name!r} is not in the data (it has "
-                f"{', '.join(sorted(frame_features))})")
-        frames = frame_features[name].feature
-        found = len(frames[0].bytes_list.value[0]) if frames else size
-        if found != size:
-            raise PreflightError(
-                f"{path}: frame feature {name!r} has {found} bytes per frame but "
-                f"--feature_sizes says {size}")

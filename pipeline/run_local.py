@@ -16,7 +16,7 @@ import warnings
 from pipeline import preflight
 from pipeline.configs import EVAL_PATTERN, SAMPLE_DATA_ROOT, TRAIN_PATTERN, PipelineConfig
 from trainer_module.config import TrainingConfig
-from trainer_module.features import FeatureSpec, FeatureSpecError
+from trainer_module.features import FRAME_LEVEL_FEATURES, FeatureSpec, FeatureSpecError
 
 MODEL_HPARAM_FLAGS = {
     "l2_penalty": float, "moe_num_mixtures": int, "video_level_classifier_model": str,
@@ -24,8 +24,6 @@ MODEL_HPARAM_FLAGS = {
     "sample_random_frames": lambda v: v.lower() in ("1", "true", "yes"),
     "dbof_pooling_method": str, "lstm_cells": int, "lstm_layers": int,
 }
-VIDEO_LEVEL_DEFAULTS = ("mean_rgb,mean_audio", "1024,128")
-FRAME_LEVEL_DEFAULTS = ("rgb,audio", "1024,128")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ProgressOnly(logging.Filter):
-    """Keeps warnings and the runner's 'Component X is running/finished' lines."""
+    """Keeps errors and the runner's 'Component X is running/finished' lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR or (
@@ -98,13 +96,13 @@ def configure_logging(verbose: bool) -> None:
 
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
     """Validates the flags and the data they point at; raises PreflightError/FeatureSpecError."""
-    names, sizes = args.feature_names, args.feature_sizes
-    if args.frame_features and (names, sizes) == VIDEO_LEVEL_DEFAULTS:
-        names, sizes = FRAME_LEVEL_DEFAULTS
-    spec = FeatureSpec.from_flags(names, sizes)
+    spec = FeatureSpec.from_flags(args.feature_names, args.feature_sizes)
+    if args.frame_features and spec == TrainingConfig().feature_spec():
+        spec = FeatureSpec.of(FRAME_LEVEL_FEATURES)  # the starter code's frame defaults
     if args.frame_features and not spec.is_frame_level:
         raise FeatureSpecError(
-            f"--frame_features needs frame-level --feature_names (rgb,audio), got {names}")
+            f"--frame_features needs frame-level --feature_names ({','.join(FRAME_LEVEL_FEATURES)}"
+            f"), got {','.join(spec.names)}")
     train_glob = args.train_data_pattern or os.path.join(args.data_root, TRAIN_PATTERN)
     eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
     files = preflight.check_patterns({"--train_data_pattern": train_glob,
@@ -117,8 +115,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
                      if getattr(args, flag) is not None}
     training = TrainingConfig(
-        model=args.model, feature_names=",".join(spec.names),
-        feature_sizes=",".join(map(str, spec.sizes)), num_classes=args.num_classes,
+        model=args.model, **spec.to_dict(), num_classes=args.num_classes,
         batch_size=args.batch_size, base_learning_rate=args.base_learning_rate,
         learning_rate_decay=args.learning_rate_decay,
         learning_rate_decay_examples=args.learning_rate_decay_examples,

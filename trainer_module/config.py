@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
-from trainer_module.features import NUM_CLASSES_2018, FeatureSpec
+from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TrainingConfig:
     regularization_penalty: float = 1.0
     label_loss: str = "CrossEntropyLoss"
     top_k: int = 20
-    max_frames: int = 300  # frame-level only: frames kept per video (zero-padded)
+    max_frames: int = DEFAULT_MAX_FRAMES  # frame-level only: frames kept per video
     seed: int = 0
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.
     model_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)

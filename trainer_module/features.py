@@ -7,13 +7,14 @@ import dataclasses
 import tensorflow as tf
 
 NUM_CLASSES_2018 = 3862
-NUM_CLASSES_2017 = 4716
 LABELS_KEY = "labels"
 MULTI_HOT_LABELS_KEY = "labels_multi_hot"
 VIDEO_ID_KEYS = ("id", "video_id")  # 2018 and 2017 generations of the dataset
 
 VIDEO_LEVEL_FEATURES = {"mean_rgb": 1024, "mean_audio": 128}
 FRAME_LEVEL_FEATURES = {"rgb": 1024, "audio": 128}
+NUM_FRAMES_KEY = "num_frames"  # frame-level models also take each video's real frame count
+DEFAULT_MAX_FRAMES = 300  # the starter code's --max_frames
 
 
 class FeatureSpecError(ValueError):
@@ -41,13 +42,14 @@ class FeatureSpec:
         spec.validate()
         return spec
 
+    @classmethod
+    def of(cls, features: dict[str, int]) -> FeatureSpec:
+        """The spec of a {name: size} mapping such as FRAME_LEVEL_FEATURES."""
+        return cls(tuple(features), tuple(features.values()))
+
     def items(self) -> list[tuple[str, int]]:
         """(name, size) pairs in model-input order."""
         return list(zip(self.names, self.sizes, strict=True))
-
-    @property
-    def total_size(self) -> int:
-        return sum(self.sizes)
 
     @property
     def is_frame_level(self) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from trainer_module.features import LABELS_KEY, VIDEO_ID_KEYS
+
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 _SCALE = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
 _BIAS = _SCALE / 2 * 255.0 / 256.0 + QUANTIZE_MIN  # 4/512 - 2
@@ -74,7 +76,7 @@ def sequence_example_from_video(video: tf.train.Example, rng: np.random.Generato
     context, `rgb`/`audio` feature lists of quantized frames whose mean is the video's."""
     features = video.features.feature
     sequence = tf.train.SequenceExample()
-    for key in ("id", "video_id", "labels"):
+    for key in (*VIDEO_ID_KEYS, LABELS_KEY):
         if key in features:
             sequence.context.feature[key].CopyFrom(features[key])
     num_frames = int(rng.integers(min_frames, max_frames + 1))

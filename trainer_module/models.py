@@ -9,8 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from trainer_module.features import FeatureSpec
-from trainer_module.reader import NUM_FRAMES_KEY
+from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_FRAMES_KEY, FeatureSpec
 
 
 def _l2(penalty: float) -> keras.regularizers.Regularizer:
@@ -184,8 +183,8 @@ def get_model_class(name: str):
     return MODELS[name]
 
 
-def build_model(name: str, spec: FeatureSpec, num_classes: int, max_frames: int = 300,
-                **hparams) -> keras.Model:
+def build_model(name: str, spec: FeatureSpec, num_classes: int,
+                max_frames: int = DEFAULT_MAX_FRAMES, **hparams) -> keras.Model:
     """A Keras model taking a dict of named features and returning class probabilities."""
     model_class = get_model_class(name)
     features = ",".join(spec.names)

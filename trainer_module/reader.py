@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer_module.features import LABELS_KEY, FeatureSpec, multi_hot
+from trainer_module.features import (
+    DEFAULT_MAX_FRAMES,
+    LABELS_KEY,
+    NUM_FRAMES_KEY,
+    FeatureSpec,
+    multi_hot,
+)
 from trainer_module.frames import dequantize
-
-NUM_FRAMES_KEY = "num_frames"
-DEFAULT_MAX_FRAMES = 300
 
 
 def video_parse_spec(spec: FeatureSpec, with_labels: bool) -> dict:

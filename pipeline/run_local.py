@@ -18,11 +18,26 @@ from pipeline.configs import EVAL_PATTERN, SAMPLE_DATA_ROOT, TRAIN_PATTERN, Pipe
 from trainer_module.config import TrainingConfig
 from trainer_module.features import FRAME_LEVEL_FEATURES, FeatureSpec, FeatureSpecError
 
+
+def _bool_flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 MODEL_HPARAM_FLAGS = {
-    "l2_penalty": float, "moe_num_mixtures": int, "video_level_classifier_model": str,
-    "dbof_cluster_size": int, "dbof_hidden_size": int, "iterations": int,
-    "sample_random_frames": lambda v: v.lower() in ("1", "true", "yes"),
-    "dbof_pooling_method": str, "lstm_cells": int, "lstm_layers": int,
+    "l2_penalty": float, "moe_num_mixtures": int, "moe_prob_gating": _bool_flag,
+    "video_level_classifier_model": str, "iterations": int, "sample_random_frames": _bool_flag,
+    "gating": _bool_flag, "gating_remove_diag": _bool_flag,
+    "dbof_cluster_size": int, "dbof_hidden_size": int, "dbof_add_batch_norm": _bool_flag,
+    "dbof_pooling_method": str, "softdbof_maxpool": _bool_flag,
+    "netvlad_cluster_size": int, "netvlad_hidden_size": int,
+    "netvlad_add_batch_norm": _bool_flag, "lightvlad": _bool_flag,
+    "fv_cluster_size": int, "fv_hidden_size": int, "fv_add_batch_norm": _bool_flag,
+    "fv_couple_weights": _bool_flag, "fv_coupling_factor": float,
+    "lstm_cells": int, "lstm_layers": int,
 }
 
 
@@ -144,7 +159,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) ->
             f"unknown --label_loss {training.label_loss!r}; choose one of {', '.join(LOSSES)}")
     try:
         build_model(training.model, training.feature_spec(), training.num_classes,
-                    max_frames=training.max_frames, **training.model_hparams)
+                    **training.model_hparams)
     except ValueError as error:
         raise preflight.PreflightError(str(error)) from None
     for flag_files in files.values():

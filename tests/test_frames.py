@@ -71,6 +71,11 @@ def test_frame_reader_pads_truncates_and_counts_frames(tmp_path):
         assert not np.any(features["rgb"][short, lengths[short]:])
     assert labels.shape == (6, 3862) and labels.numpy()[0, rows[0]["labels"]].all()
 
+    # Below max_frames, a batch is padded only to its longest video.
+    features, _ = next(iter(make_dataset(str(tmp_path / "f.tfrecord"), FRAME_SPEC,
+                                         num_classes=3862, batch_size=6, max_frames=50)))
+    assert features["rgb"].shape == (6, max(lengths), 1024)
+
 
 def test_frame_bytes_of_the_wrong_length_name_the_feature():
     sequence = tf.train.SequenceExample()

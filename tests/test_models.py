@@ -7,7 +7,16 @@ import tensorflow as tf
 from tests.helpers import random_rows, write_frame_examples, write_video_examples
 from trainer_module.config import TrainingConfig
 from trainer_module.losses import LOSSES, get_loss
-from trainer_module.models import FRAME_LEVEL_MODELS, MODELS, build_model
+from trainer_module.models import (
+    FRAME_LEVEL_MODELS,
+    MODELS,
+    BagOfFrames,
+    ContextGating,
+    NetFV,
+    NetVLAD,
+    SoftBagOfFrames,
+    build_model,
+)
 from trainer_module.train import train_and_export
 
 NUM_CLASSES = 3862
@@ -16,6 +25,13 @@ NUM_CLASSES = 3862
 # Small sizes keep every model's test to seconds; defaults are the starter code's.
 SMALL_HPARAMS = {
     "DbofModel": {"dbof_cluster_size": 64, "dbof_hidden_size": 32, "iterations": 8},
+    "GatedDbofModel": {"dbof_cluster_size": 64, "dbof_hidden_size": 32, "iterations": 8},
+    "SoftDbofModel": {"dbof_cluster_size": 32, "dbof_hidden_size": 32,
+                      "softdbof_maxpool": True, "iterations": 8},
+    "NetVLADModel": {"netvlad_cluster_size": 4, "netvlad_hidden_size": 32, "iterations": 8,
+                     "moe_prob_gating": True},
+    "NetRVLADModel": {"netvlad_cluster_size": 4, "netvlad_hidden_size": 32, "iterations": 8},
+    "NetFVModel": {"fv_cluster_size": 4, "fv_hidden_size": 32, "iterations": 8},
     "LstmModel": {"lstm_cells": 16, "lstm_layers": 2},
     "GruModel": {"lstm_cells": 16, "lstm_layers": 2},
 }
@@ -102,3 +118,28 @@ def test_cross_entropy_sums_over_classes_and_averages_over_batch():
     expected = -2 * np.log(0.5 + 1e-5)
     assert float(get_loss("CrossEntropyLoss")(labels, predictions)) == pytest.approx(
         expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("pooling", [
+    BagOfFrames(8), SoftBagOfFrames(8, max_pool=True), NetVLAD(4), NetVLAD(4, light=True),
+    NetFV(4), NetFV(4, couple_weights=False)], ids=lambda layer: layer.__class__.__name__)
+def test_pooling_ignores_padding_frames(pooling):
+    frames = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    padded = np.concatenate([frames, np.full((2, 3, 6), 7.0, "float32")], axis=1)
+    num_frames = tf.constant([5, 3])
+    short = frames.copy()
+    short[1, 3:] = 0.0  # the second video's frames beyond 3 are padding in both inputs
+    np.testing.assert_allclose(pooling(frames, num_frames, training=False),
+                               pooling(padded, num_frames, training=False), rtol=1e-5)
+    np.testing.assert_allclose(pooling(frames, num_frames, training=False),
+                               pooling(short, num_frames, training=False), rtol=1e-5)
+
+
+def test_context_gating_gates_each_feature_by_the_others():
+    inputs = tf.constant([[1.0, 2.0, -1.0]])
+    gating = ContextGating(add_batch_norm=False, remove_diag=True)
+    gating.build(inputs.shape)
+    gating.kernel.assign(tf.eye(3) * 100.0)  # only self-gating weights, which are removed
+    np.testing.assert_allclose(gating(inputs), inputs * 0.5)  # sigmoid(0) everywhere
+    gating.kernel.assign([[0.0, 100.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(gating(inputs), [[0.5, 2.0, -0.5]], atol=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_FRAMES_KEY, FeatureSpec
+from trainer_module.features import NUM_FRAMES_KEY, FeatureSpec
 
 
 def _l2(penalty: float) -> keras.regularizers.Regularizer:
@@ -29,12 +29,47 @@ class LogisticModel:
             name="logistic")(model_input)
 
 
-class MoeModel:
-    """Mixture of logistic experts per class, gated by a softmax over experts plus a dummy."""
+class ContextGating(keras.layers.Layer):
+    """`x * sigmoid(BN(x W))` (Miech et al. 2017): an input-dependent reweighting of the
+    features that captures their dependencies, e.g. which classes co-occur."""
 
-    def __init__(self, moe_num_mixtures: int = 2, l2_penalty: float = 1e-8, **unused_hparams):
+    def __init__(self, add_batch_norm: bool = True, remove_diag: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.add_batch_norm = add_batch_norm
+        self.remove_diag = remove_diag
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        self.kernel = self.add_weight(shape=(size, size), name="kernel",
+                                      initializer=keras.initializers.RandomNormal(
+                                          stddev=1 / size ** 0.5))
+        if self.add_batch_norm:
+            self.batch_norm = keras.layers.BatchNormalization()
+        else:
+            self.bias = self.add_weight(shape=(size,), name="bias", initializer="zeros")
+
+    def call(self, inputs, training=None):
+        kernel = self.kernel
+        if self.remove_diag:
+            # Only other features gate a feature, never the feature itself.
+            kernel = kernel - tf.linalg.diag(tf.linalg.diag_part(kernel))
+        gates = tf.matmul(inputs, kernel)
+        gates = (self.batch_norm(gates, training=training) if self.add_batch_norm
+                 else gates + self.bias)
+        return inputs * tf.sigmoid(gates)
+
+
+class MoeModel:
+    """Mixture of logistic experts per class, gated by a softmax over experts plus a dummy;
+    `moe_prob_gating` adds Context Gating on the class probabilities."""
+
+    def __init__(self, moe_num_mixtures: int = 2, l2_penalty: float = 1e-8,
+                 moe_prob_gating: bool = False, gating_remove_diag: bool = False,
+                 **unused_hparams):
         self.num_mixtures = moe_num_mixtures
         self.l2_penalty = l2_penalty
+        self.prob_gating = moe_prob_gating
+        self.gating_remove_diag = gating_remove_diag
 
     def __call__(self, model_input, vocab_size: int):
         m = self.num_mixtures
@@ -47,7 +82,11 @@ class MoeModel:
         expert_probabilities = keras.activations.sigmoid(
             keras.layers.Reshape((vocab_size, m))(experts))
         # The last gate is the "dummy" expert that always predicts 0.
-        return keras.ops.sum(gating[:, :, :m] * expert_probabilities, axis=-1)
+        probabilities = keras.ops.sum(gating[:, :, :m] * expert_probabilities, axis=-1)
+        if self.prob_gating:
+            probabilities = ContextGating(remove_diag=self.gating_remove_diag,
+                                          name="probability_gating")(probabilities)
+        return probabilities
 
 
 VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (LogisticModel, MoeModel)}
@@ -60,12 +99,16 @@ def _video_level_classifier(name: str, hparams: dict):
     return VIDEO_LEVEL_MODELS[name](**hparams)
 
 
+def _frame_mask(frames, num_frames):
+    """[batch, frames, 1] with 1 on each video's real frames and 0 on padding."""
+    return tf.sequence_mask(num_frames, tf.shape(frames)[1], dtype=frames.dtype)[:, :, None]
+
+
 class FrameMeanPooling(keras.layers.Layer):
     """Mean over each video's real frames (padding excluded)."""
 
     def call(self, frames, num_frames):
-        mask = tf.sequence_mask(num_frames, tf.shape(frames)[1], dtype=frames.dtype)
-        total = tf.reduce_sum(frames * mask[:, :, None], axis=1)
+        total = tf.reduce_sum(frames * _frame_mask(frames, num_frames), axis=1)
         return total / tf.maximum(tf.cast(num_frames, frames.dtype), 1.0)[:, None]
 
 
@@ -107,40 +150,239 @@ class FrameLevelLogisticModel:
         return LogisticModel(l2_penalty=self.l2_penalty)(pooled, vocab_size)
 
 
-class DbofModel:
-    """Deep Bag of Frames: frames projected onto `dbof_cluster_size` units, max-pooled over
-    time, a hidden layer, then a video-level classifier."""
+class BagOfFrames(keras.layers.Layer):
+    """DBoF pooling: each frame projected onto `cluster_size` ReLU6 units, then max- or
+    average-pooled over the real frames."""
 
-    def __init__(self, dbof_cluster_size: int = 8192, dbof_hidden_size: int = 1024,
-                 iterations: int = 30, sample_random_frames: bool = True,
-                 dbof_add_batch_norm: bool = True, dbof_pooling_method: str = "max",
+    def __init__(self, cluster_size: int, pooling_method: str = "max",
+                 add_batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if pooling_method not in ("max", "average"):
+            raise ValueError(f"unknown dbof_pooling_method {pooling_method!r}; "
+                             "choose max or average")
+        self.projection = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm)
+        self.batch_norm = keras.layers.BatchNormalization() if add_batch_norm else None
+        self.pool = FrameMaxPooling() if pooling_method == "max" else FrameMeanPooling()
+
+    def call(self, frames, num_frames, training=None):
+        clusters = self.projection(frames)
+        if self.batch_norm is not None:
+            clusters = self.batch_norm(clusters, training=training)
+        return self.pool(tf.nn.relu6(clusters), num_frames)
+
+
+class SoftAssignment(keras.layers.Layer):
+    """Softmax assignment of each real frame to `cluster_size` clusters (padding gets 0)."""
+
+    def __init__(self, cluster_size: int, add_batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.logits = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm)
+        self.batch_norm = keras.layers.BatchNormalization() if add_batch_norm else None
+
+    def call(self, frames, num_frames, training=None):
+        logits = self.logits(frames)
+        if self.batch_norm is not None:
+            logits = self.batch_norm(logits, training=training)
+        return tf.nn.softmax(logits) * _frame_mask(frames, num_frames)
+
+
+def _intra_and_global_l2(descriptor):
+    """[batch, features, clusters] → flat vector, L2-normalised per cluster then overall."""
+    per_cluster = tf.math.l2_normalize(descriptor, axis=1)
+    flat = tf.reshape(per_cluster, [-1, descriptor.shape[1] * descriptor.shape[2]])
+    return tf.math.l2_normalize(flat, axis=1)
+
+
+class SoftBagOfFrames(keras.layers.Layer):
+    """Soft-DBoF pooling: soft cluster assignments summed over frames (and, with `max_pool`,
+    also max-pooled), each L2-normalised."""
+
+    def __init__(self, cluster_size: int, add_batch_norm: bool = True, max_pool: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.assignment = SoftAssignment(cluster_size, add_batch_norm, name="assignment")
+        self.max_pool = max_pool
+
+    def call(self, frames, num_frames, training=None):
+        assignment = self.assignment(frames, num_frames, training=training)
+        pooled = [tf.math.l2_normalize(tf.reduce_sum(assignment, axis=1), axis=1)]
+        if self.max_pool:
+            pooled.append(tf.math.l2_normalize(tf.reduce_max(assignment, axis=1), axis=1))
+        return tf.concat(pooled, axis=1)
+
+
+class NetVLAD(keras.layers.Layer):
+    """NetVLAD (Arandjelovic et al. 2016): per cluster, the frames' residuals to a learnt
+    centre summed with soft-assignment weights. `light` is NetRVLAD: no centres."""
+
+    def __init__(self, cluster_size: int, add_batch_norm: bool = True, light: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_size = cluster_size
+        self.light = light
+        self.assignment = SoftAssignment(cluster_size, add_batch_norm, name="assignment")
+
+    def build(self, frames_shape, num_frames_shape=None):
+        if not self.light:
+            self.centers = self.add_weight(shape=(frames_shape[-1], self.cluster_size),
+                                           initializer="glorot_uniform", name="centers")
+
+    def call(self, frames, num_frames, training=None):
+        assignment = self.assignment(frames, num_frames, training=training)
+        vlad = tf.einsum("btk,btf->bfk", assignment, frames)
+        if not self.light:
+            vlad -= tf.reduce_sum(assignment, axis=1)[:, None, :] * self.centers
+        return _intra_and_global_l2(vlad)
+
+
+class NetFV(keras.layers.Layer):
+    """NetFV (learnable Fisher Vector): first- and second-order statistics of the frames
+    around `cluster_size` learnt Gaussians with diagonal variances, soft-assigned. With
+    `couple_weights` the centres are `coupling_factor` times the assignment weights."""
+
+    def __init__(self, cluster_size: int, add_batch_norm: bool = True,
+                 couple_weights: bool = True, coupling_factor: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_size = cluster_size
+        self.couple_weights = couple_weights
+        self.coupling_factor = coupling_factor
+        self.assignment = SoftAssignment(cluster_size, add_batch_norm, name="assignment")
+
+    def build(self, frames_shape, num_frames_shape=None):
+        shape = (frames_shape[-1], self.cluster_size)
+        self.sigma = self.add_weight(
+            shape=shape, name="sigma",
+            initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.1))
+        if not self.couple_weights:
+            self.centers = self.add_weight(shape=shape, initializer="glorot_uniform",
+                                           name="centers")
+
+    def call(self, frames, num_frames, training=None):
+        assignment = self.assignment(frames, num_frames, training=training)
+        weight = tf.reduce_sum(assignment, axis=1)[:, None, :]
+        centers = (self.coupling_factor * self.assignment.logits.kernel if self.couple_weights
+                   else self.centers)
+        variance = tf.square(self.sigma) + 1e-6
+        first = tf.einsum("btk,btf->bfk", assignment, frames)
+        second = tf.einsum("btk,btf->bfk", assignment, tf.square(frames))
+        first_order = (first - weight * centers) / variance
+        second_order = ((second - 2 * first * centers + weight * tf.square(centers))
+                        / tf.square(variance) - weight)
+        return tf.concat([_intra_and_global_l2(first_order),
+                          _intra_and_global_l2(second_order)], axis=1)
+
+
+class _PooledFramesModel:
+    """Frames (randomly sampled in training) → a pooling layer → hidden layer (BN, ReLU6)
+    → optional Context Gating → video-level classifier. Subclasses choose the pooling."""
+
+    def __init__(self, hidden_size: int, add_batch_norm: bool = True, iterations: int = 30,
+                 sample_random_frames: bool = True, gating: bool = False,
+                 gating_remove_diag: bool = False,
                  video_level_classifier_model: str = "MoeModel", **hparams):
-        self.cluster_size = dbof_cluster_size
-        self.hidden_size = dbof_hidden_size
+        self.hidden_size = hidden_size
+        self.add_batch_norm = add_batch_norm
         self.iterations = iterations
         self.sample_random_frames = sample_random_frames
-        self.add_batch_norm = dbof_add_batch_norm
-        if dbof_pooling_method not in ("max", "average"):
-            raise ValueError(f"unknown dbof_pooling_method {dbof_pooling_method!r}")
-        self.pooling = dbof_pooling_method
+        self.gating = gating
+        self.gating_remove_diag = gating_remove_diag
         self.classifier = _video_level_classifier(video_level_classifier_model, hparams)
 
-    def _normalise(self, x, name):
-        return keras.layers.BatchNormalization(name=name)(x) if self.add_batch_norm else x
+    def pooling_layer(self) -> keras.layers.Layer:
+        raise NotImplementedError
 
     def __call__(self, frames, num_frames, vocab_size: int):
         if self.sample_random_frames:
             frames, num_frames = RandomFrameSampler(self.iterations)(frames, num_frames)
-        frames = self._normalise(frames, "input_bn")
-        clusters = keras.layers.Dense(self.cluster_size, use_bias=not self.add_batch_norm,
-                                      name="cluster")(frames)
-        clusters = keras.layers.Activation("relu6")(self._normalise(clusters, "cluster_bn"))
-        pool = FrameMaxPooling() if self.pooling == "max" else FrameMeanPooling()
-        pooled = pool(clusters, num_frames)
+        if self.add_batch_norm:
+            frames = keras.layers.BatchNormalization(name="input_bn")(frames)
+        pooled = self.pooling_layer()(frames, num_frames)
         hidden = keras.layers.Dense(self.hidden_size, use_bias=not self.add_batch_norm,
                                     name="hidden")(pooled)
-        hidden = keras.layers.Activation("relu6")(self._normalise(hidden, "hidden_bn"))
+        if self.add_batch_norm:
+            hidden = keras.layers.BatchNormalization(name="hidden_bn")(hidden)
+        hidden = keras.layers.Activation("relu6")(hidden)
+        if self.gating:
+            hidden = ContextGating(self.add_batch_norm, self.gating_remove_diag,
+                                   name="hidden_gating")(hidden)
         return self.classifier(hidden, vocab_size)
+
+
+class DbofModel(_PooledFramesModel):
+    """Deep Bag of Frames (the starter code's): frames projected onto `dbof_cluster_size`
+    units and max-pooled over time, a hidden layer, then a video-level classifier."""
+
+    def __init__(self, dbof_cluster_size: int = 8192, dbof_hidden_size: int = 1024,
+                 dbof_add_batch_norm: bool = True, dbof_pooling_method: str = "max",
+                 **hparams):
+        super().__init__(dbof_hidden_size, dbof_add_batch_norm, **hparams)
+        self.cluster_size = dbof_cluster_size
+        self.pooling_method = dbof_pooling_method
+        self.pooling_layer()  # rejects an unknown pooling method now, not at build time
+
+    def pooling_layer(self) -> keras.layers.Layer:
+        return BagOfFrames(self.cluster_size, self.pooling_method, self.add_batch_norm,
+                           name="bag_of_frames")
+
+
+class GatedDbofModel(DbofModel):
+    """DbofModel with Context Gating on the hidden layer (Miech et al. 2017)."""
+
+    def __init__(self, gating: bool = True, **hparams):
+        super().__init__(gating=gating, **hparams)
+
+
+class SoftDbofModel(_PooledFramesModel):
+    """DBoF with soft (softmax) cluster assignment and sum pooling, Context Gated."""
+
+    def __init__(self, dbof_cluster_size: int = 4096, dbof_hidden_size: int = 1024,
+                 dbof_add_batch_norm: bool = True, softdbof_maxpool: bool = False,
+                 gating: bool = True, **hparams):
+        super().__init__(dbof_hidden_size, dbof_add_batch_norm, gating=gating, **hparams)
+        self.cluster_size = dbof_cluster_size
+        self.max_pool = softdbof_maxpool
+
+    def pooling_layer(self) -> keras.layers.Layer:
+        return SoftBagOfFrames(self.cluster_size, self.add_batch_norm, self.max_pool,
+                               name="soft_bag_of_frames")
+
+
+class NetVLADModel(_PooledFramesModel):
+    """NetVLAD pooling, hidden layer and Context Gating: the YouTube-8M 2017 winning model
+    (Miech et al. 2017). `lightvlad` switches to NetRVLAD."""
+
+    def __init__(self, netvlad_cluster_size: int = 64, netvlad_hidden_size: int = 1024,
+                 netvlad_add_batch_norm: bool = True, lightvlad: bool = False,
+                 gating: bool = True, **hparams):
+        super().__init__(netvlad_hidden_size, netvlad_add_batch_norm, gating=gating, **hparams)
+        self.cluster_size = netvlad_cluster_size
+        self.light = lightvlad
+
+    def pooling_layer(self) -> keras.layers.Layer:
+        return NetVLAD(self.cluster_size, self.add_batch_norm, self.light, name="netvlad")
+
+
+class NetRVLADModel(NetVLADModel):
+    """NetVLADModel without cluster centres ("light" NetRVLAD): fewer parameters, as good."""
+
+    def __init__(self, lightvlad: bool = True, **hparams):
+        super().__init__(lightvlad=lightvlad, **hparams)
+
+
+class NetFVModel(_PooledFramesModel):
+    """Learnable Fisher Vector pooling, hidden layer and Context Gating (Miech et al. 2017)."""
+
+    def __init__(self, fv_cluster_size: int = 64, fv_hidden_size: int = 2048,
+                 fv_add_batch_norm: bool = True, fv_couple_weights: bool = True,
+                 fv_coupling_factor: float = 0.01, gating: bool = True, **hparams):
+        super().__init__(fv_hidden_size, fv_add_batch_norm, gating=gating, **hparams)
+        self.cluster_size = fv_cluster_size
+        self.couple_weights = fv_couple_weights
+        self.coupling_factor = fv_coupling_factor
+
+    def pooling_layer(self) -> keras.layers.Layer:
+        return NetFV(self.cluster_size, self.add_batch_norm, self.couple_weights,
+                     self.coupling_factor, name="netfv")
 
 
 class LstmModel:
@@ -172,7 +414,8 @@ class GruModel(LstmModel):
 
 
 FRAME_LEVEL_MODELS = {cls.__name__: cls for cls in (
-    FrameLevelLogisticModel, DbofModel, LstmModel, GruModel)}
+    FrameLevelLogisticModel, DbofModel, GatedDbofModel, SoftDbofModel, NetVLADModel,
+    NetRVLADModel, NetFVModel, LstmModel, GruModel)}
 MODELS = {**VIDEO_LEVEL_MODELS, **FRAME_LEVEL_MODELS}
 
 
@@ -183,8 +426,7 @@ def get_model_class(name: str):
     return MODELS[name]
 
 
-def build_model(name: str, spec: FeatureSpec, num_classes: int,
-                max_frames: int = DEFAULT_MAX_FRAMES, **hparams) -> keras.Model:
+def build_model(name: str, spec: FeatureSpec, num_classes: int, **hparams) -> keras.Model:
     """A Keras model taking a dict of named features and returning class probabilities."""
     model_class = get_model_class(name)
     features = ",".join(spec.names)
@@ -196,7 +438,8 @@ def build_model(name: str, spec: FeatureSpec, num_classes: int,
         raise ValueError(
             f"--model {name} is frame-level but --feature_names {features} are video-level "
             "features; use --feature_names=rgb,audio or a video-level model")
-    frame_axis = (max_frames,) if spec.is_frame_level else ()
+    # Frame batches are padded to their longest video, so the time axis is not fixed.
+    frame_axis = (None,) if spec.is_frame_level else ()
     inputs = {n: keras.Input(shape=(*frame_axis, size), name=n) for n, size in spec.items()}
     parts = [inputs[n] for n in spec.names]
     model_input = parts[0] if len(parts) == 1 else keras.layers.Concatenate()(parts)

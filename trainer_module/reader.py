@@ -5,7 +5,9 @@ parsing is several times slower on these small examples.
 
 - video level: tf.Examples with `mean_rgb`/`mean_audio` floats → dense [batch, size].
 - frame level: tf.SequenceExamples with one uint8 byte string per second in the `rgb`/`audio`
-  feature lists → dequantized [batch, max_frames, size], zero-padded, plus `num_frames`.
+  feature lists → dequantized [batch, frames, size], truncated to `max_frames` and zero-padded
+  to the longest video of the batch (not to `max_frames`: short videos cost no padding
+  compute), plus `num_frames`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec,
 
 def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
                          max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, tf.Tensor]:
-    """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames."""
+    """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames
+    ([batch, min(longest video, max_frames), size])."""
     context_spec = {LABELS_KEY: tf.io.VarLenFeature(tf.int64)} if with_labels else {}
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
@@ -55,7 +58,7 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
             message=f"frame feature {name!r}: each frame must be {size} bytes")
         values = tf.RaggedTensor.from_row_splits(
             dequantize(tf.reshape(codes, [-1, size])), frames.row_splits)
-        parsed[name] = values[:, :max_frames].to_tensor(shape=[None, max_frames, size])
+        parsed[name] = values[:, :max_frames].to_tensor(shape=[None, None, size])
     first = sequences[spec.names[0]]
     parsed[NUM_FRAMES_KEY] = tf.cast(tf.minimum(first.row_lengths(), max_frames), tf.int32)
     return parsed
@@ -105,7 +108,7 @@ def make_dataset(
     """Batches of `(features, multi_hot_labels)` (or just `features` when `with_labels` is False).
 
     `features` maps each name in `spec` to float32 [batch, size] (video level) or
-    [batch, max_frames, size] (frame level, with `num_frames` [batch]).
+    [batch, frames ≤ max_frames, size] (frame level, with `num_frames` [batch]).
     """
     files = list_files(file_patterns)
     files_ds = tf.data.Dataset.from_tensor_slices(files)

@@ -36,8 +36,7 @@ def compile_model(config: TrainingConfig) -> keras.Model:
     hparams = dict(config.model_hparams)
     # The starter code scales every regularisation loss by --regularization_penalty.
     hparams["l2_penalty"] = hparams.get("l2_penalty", 1e-8) * config.regularization_penalty
-    model = build_model(config.model, config.feature_spec(), config.num_classes,
-                        max_frames=config.max_frames, **hparams)
+    model = build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
     model.compile(optimizer=make_optimizer(config), loss=get_loss(config.label_loss))
     return model
 

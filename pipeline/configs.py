@@ -31,6 +31,7 @@ class PipelineConfig:
     gap_floor: float = 0.0
     max_gap_regression: float = 0.0
     enable_cache: bool = True
+    warm_start: bool = False  # start training from the last blessed model's weights
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 

@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
                        default=training.regularization_penalty)
     train.add_argument("--top_k", type=int, default=training.top_k)
     train.add_argument("--seed", type=int, default=training.seed)
+    train.add_argument("--train_dir",
+                       help="checkpoint folder; a rerun resumes from its latest checkpoint "
+                            "(default: <pipeline_root>/train_dir/<model>)")
+    train.add_argument("--start_new_model", action="store_true",
+                       help="discard the checkpoints in --train_dir and train from scratch")
+    train.add_argument("--checkpoint_steps", type=int, default=training.checkpoint_steps,
+                       help="save a checkpoint every this many steps")
+    train.add_argument("--warm_start", action="store_true",
+                       help="start from the weights of the last blessed model (same "
+                            "architecture), when no checkpoint is resumed")
     run = parser.add_argument_group("pipeline")
     run.add_argument("--pipeline_root", default=defaults.pipeline_root)
     run.add_argument("--serving_model_dir", default=defaults.serving_model_dir)
@@ -93,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ProgressOnly(logging.Filter):
-    """Keeps errors and the runner's 'Component X is running/finished' lines."""
+    """Keeps errors, our trainer's warnings (resumed, warm-started) and the runner's
+    'Component X is running/finished' lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or (
-            record.getMessage().startswith("Component ") and " is " in record.getMessage())
+        return (record.levelno >= logging.ERROR
+                or (record.levelno >= logging.WARNING and record.name.startswith("trainer_module"))
+                or (record.getMessage().startswith("Component ") and " is " in record.getMessage()))
 
 
 def configure_logging(verbose: bool) -> None:
@@ -122,7 +134,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
     files = preflight.check_patterns({"--train_data_pattern": train_glob,
                                       "--eval_data_pattern": eval_glob})
-    for flag, name in (("--train_steps", "train_steps"), ("--batch_size", "batch_size")):
+    for flag, name in (("--train_steps", "train_steps"), ("--batch_size", "batch_size"),
+                       ("--checkpoint_steps", "checkpoint_steps")):
         if getattr(args, name) <= 0:
             raise preflight.PreflightError(f"{flag} must be positive, got {getattr(args, name)}")
     input_base, train_pattern, eval_pattern = preflight.split_patterns(
@@ -137,6 +150,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         clip_gradient_norm=args.clip_gradient_norm,
         regularization_penalty=args.regularization_penalty, label_loss=args.label_loss,
         top_k=args.top_k, max_frames=args.max_frames, seed=args.seed,
+        train_dir=os.path.abspath(
+            args.train_dir or os.path.join(args.pipeline_root, "train_dir", args.model)),
+        checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,
         model_hparams=model_hparams)
     config = PipelineConfig(
         data_root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
@@ -144,12 +160,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         serving_model_dir=os.path.abspath(args.serving_model_dir),
         metadata_path=args.metadata_path, train_steps=args.train_steps,
         gap_floor=args.gap_floor, max_gap_regression=args.max_gap_regression,
-        enable_cache=not args.no_cache, training=training)
+        enable_cache=not args.no_cache, warm_start=args.warm_start, training=training)
     return config, files
 
 
 def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) -> None:
     """Checks that need TensorFlow: the model/loss names and the first record's features."""
+    from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
     from trainer_module.losses import LOSSES
     from trainer_module.models import build_model
 
@@ -164,6 +181,10 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) ->
         raise preflight.PreflightError(str(error)) from None
     for flag_files in files.values():
         preflight.check_first_example(flag_files[0], training.feature_spec())
+    try:
+        check_train_dir(training)
+    except CheckpointMismatchError as error:
+        raise preflight.PreflightError(str(error)) from None
 
 
 def run(config: PipelineConfig) -> None:

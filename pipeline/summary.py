@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -24,6 +26,20 @@ class RunResult:
     model_uri: str
     model_run_uri: str | None
     evaluation_uri: str
+    training_history: dict  # resumed_from_step, final_step, warm_started_from
+
+
+def _training_history(model_uri: str) -> dict:
+    from tfx.utils import path_utils
+
+    from trainer_module.export import EXTRA_ASSETS_DIR, HISTORY_FILENAME
+
+    path = os.path.join(path_utils.serving_model_path(model_uri), EXTRA_ASSETS_DIR,
+                        HISTORY_FILENAME)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def _store(metadata_sqlite: str) -> metadata_store.MetadataStore:
@@ -79,6 +95,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         model_uri=artifacts["Model"].uri,
         model_run_uri=model_run.uri if model_run else None,
         evaluation_uri=evaluation.uri,
+        training_history=_training_history(artifacts["Model"].uri),
     )
 
 
@@ -94,6 +111,12 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
         fmt = (lambda v: f"{v:>10.0f}") if name == "example_count" else (lambda v: f"{v:>10.4f}")
         lines.append(f"  {METRIC_TITLES[name]:<10} {fmt(value)} "
                      f"{fmt(base) if base is not None else '         -'}")
+    history = result.training_history
+    if history.get("resumed_from_step"):
+        lines.append(f"Training:    resumed at step {history['resumed_from_step']} "
+                     f"of {history['final_step']}")
+    elif history.get("warm_started_from"):
+        lines.append(f"Training:    warm-started from {history['warm_started_from']}")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")

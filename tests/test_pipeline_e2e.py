@@ -52,14 +52,24 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
         assert abs(first.metrics[name] - numpy_metrics[name]) < 1e-4, name
     assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
 
-    # One step of training is far worse than the blessed model: evaluated, not pushed.
-    assert main([*common, "--train_steps", "1"]) == 0
+    # One step of training from scratch is far worse than the blessed model: evaluated,
+    # not pushed.
+    assert main([*common, "--train_steps", "1", "--start_new_model"]) == 0
     second = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert second.baseline_metrics["gap"] == pytest.approx(first.metrics["gap"])
     assert second.metrics["gap"] < first.metrics["gap"]
     assert not second.blessed and second.pushed_path is None
     assert os.listdir(serving) == [os.path.basename(first.pushed_path)]
     assert "Pushed to:   not pushed" in capsys.readouterr().out
+    assert second.training_history["warm_started_from"] is None
+
+    # One step from the blessed model's weights stays close to it.
+    assert main([*common, "--train_steps", "1", "--start_new_model", "--warm_start"]) == 0
+    third = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert third.training_history["warm_started_from"].startswith(first.model_uri)
+    assert "Training:    warm-started from" in capsys.readouterr().out
+    assert third.metrics["gap"] == pytest.approx(first.metrics["gap"], abs=0.02)
+    assert third.metrics["gap"] > second.metrics["gap"] + 0.05
 
 
 @pytest.fixture(scope="module")

@@ -73,3 +73,15 @@ def test_video_level_model_asked_to_read_frame_data(capsys, tmp_path):
                               "--frame_features", "--model", "DbofModel",
                               "--feature_names", "rgb,audio", "--feature_sizes", "1024,100")
     assert "frame feature 'audio' has 128 bytes per frame but --feature_sizes says 100" in err
+
+
+def test_train_dir_with_checkpoints_of_another_model(capsys, tmp_path, tiny_data_root):
+    from trainer_module.config import CONFIG_FILENAME, TrainingConfig
+
+    train_dir = tmp_path / "checkpoints"
+    train_dir.mkdir()
+    (train_dir / CONFIG_FILENAME).write_text(TrainingConfig(model="LogisticModel").to_json())
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
+                              "--model", "MoeModel", "--train_dir", str(train_dir))
+    assert "holds checkpoints of another model (model 'LogisticModel' → 'MoeModel'" in err
+    assert "--start_new_model" in err

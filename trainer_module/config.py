@@ -12,6 +12,8 @@ from typing import Any
 
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
 
+CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -31,6 +33,10 @@ class TrainingConfig:
     top_k: int = 20
     max_frames: int = DEFAULT_MAX_FRAMES  # frame-level only: frames kept per video
     seed: int = 0
+    # Checkpoints: "" trains without any; a rerun with the same train_dir resumes.
+    train_dir: str = ""
+    checkpoint_steps: int = 500
+    start_new_model: bool = False
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.
     model_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
 

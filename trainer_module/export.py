@@ -10,24 +10,25 @@ Signatures (all return `scores` [batch, num_classes], `top_k_class_ids`, `top_k_
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
 import tensorflow as tf
 
-from trainer_module.config import TrainingConfig
+from trainer_module.config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.features import LABELS_KEY
 from trainer_module.reader import model_input_names, parse_examples
 
-CONFIG_FILENAME = "training_config.json"
 # TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
 EXTRA_ASSETS_DIR = "assets.extra"
+HISTORY_FILENAME = "training_history.json"
 
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
-                         tft_layer=None) -> None:
+                         tft_layer=None, history: dict | None = None) -> None:
     """Writes `model` (and the Transform layer, if any) as a SavedModel with the signatures
-    above, plus its training config in assets.extra/."""
+    above, plus its training config and `history` (how training went) in assets.extra/."""
     spec = config.feature_spec()
     module = tf.Module()
     module.model = model
@@ -74,6 +75,9 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
         signatures["transform_features"] = transform_features.get_concrete_function()
 
     tf.saved_model.save(module, export_dir, signatures=signatures)
-    tf.io.gfile.makedirs(os.path.join(export_dir, EXTRA_ASSETS_DIR))
-    with tf.io.gfile.GFile(os.path.join(export_dir, EXTRA_ASSETS_DIR, CONFIG_FILENAME), "w") as f:
+    extra = os.path.join(export_dir, EXTRA_ASSETS_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, CONFIG_FILENAME), "w") as f:
         f.write(config.to_json())
+    with tf.io.gfile.GFile(os.path.join(extra, HISTORY_FILENAME), "w") as f:
+        f.write(json.dumps(history or {}, indent=2, sort_keys=True))

@@ -8,6 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
+from trainer_module import checkpoints
 from trainer_module.config import TrainingConfig
 from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
@@ -52,9 +53,13 @@ def evaluate_model(model: keras.Model, dataset: tf.data.Dataset, config: Trainin
 
 def train_and_export(config: TrainingConfig, train_files: list[str], eval_files: list[str],
                      train_steps: int, export_dir: str, log_dir: str,
-                     eval_steps: int | None = None, tft_layer=None) -> dict[str, float]:
-    """Trains for `train_steps` batches, evaluates on `eval_files`, exports a SavedModel.
+                     eval_steps: int | None = None, tft_layer=None,
+                     warm_start_from: str | None = None) -> dict[str, float]:
+    """Trains up to `train_steps` batches, evaluates on `eval_files`, exports a SavedModel.
 
+    With `config.train_dir`, training resumes from its latest checkpoint (the steps already
+    done count towards `train_steps`); otherwise, with `warm_start_from` (an exported model of
+    the same architecture), training starts from its weights.
     Returns the validation metrics, which are also written to TensorBoard under `log_dir`.
     """
     keras.utils.set_random_seed(config.seed)
@@ -66,8 +71,21 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
                            max_frames=config.max_frames)
 
     model = compile_model(config)
-    model.fit(train_ds, steps_per_epoch=train_steps, epochs=1, verbose=2,
-              callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)])
+    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)]
+    initial_step = 0
+    if config.train_dir:
+        manager, initial_step = checkpoints.restore_or_start(model, config)
+        callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
+                                                     config.checkpoint_steps))
+    if initial_step == 0 and warm_start_from:
+        checkpoints.warm_start(model, warm_start_from)
+    if initial_step < train_steps:
+        model.fit(train_ds, steps_per_epoch=train_steps - initial_step, epochs=1, verbose=2,
+                  callbacks=callbacks)
+    else:
+        log.warning("the checkpoint in %s is at step %d >= train_steps %d: nothing to train "
+                    "(pass --start_new_model to train a new model)",
+                    config.train_dir, initial_step, train_steps)
 
     metrics = evaluate_model(model, eval_ds, config, eval_steps)
     log.info("validation metrics after %d steps: %s", train_steps, metrics)
@@ -75,7 +93,10 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
         for name, value in metrics.items():
             tf.summary.scalar(name, value, step=train_steps)
 
-    export_serving_model(model, config, export_dir, tft_layer)
+    history = {"resumed_from_step": initial_step,
+               "final_step": max(initial_step, train_steps),
+               "warm_started_from": warm_start_from if initial_step == 0 else None}
+    export_serving_model(model, config, export_dir, tft_layer, history)
     return metrics
 
 
@@ -96,4 +117,5 @@ def run_fn(fn_args) -> None:
         export_dir=fn_args.serving_model_dir,
         log_dir=fn_args.model_run_dir,
         tft_layer=tft_layer,
+        warm_start_from=fn_args.base_model,
     )

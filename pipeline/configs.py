@@ -10,7 +10,6 @@ from trainer_module.config import TrainingConfig
 PIPELINE_NAME = "yt8m"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "sample", "video")
-VOCABULARY_CSV = os.path.join(PROJECT_ROOT, "data", "sample", "vocabulary.csv")
 
 TRAIN_PATTERN = "train/*.tfrecord"
 EVAL_PATTERN = "validate/*.tfrecord"

@@ -18,6 +18,7 @@ from trainer_module.models import (
     build_model,
 )
 from trainer_module.train import train_and_export
+from trainer_module.vocabulary import label_names
 
 NUM_CLASSES = 3862
 
@@ -76,6 +77,11 @@ def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_nam
     assert ((scores >= 0) & (scores <= 1)).all()
     np.testing.assert_allclose(
         by_examples["top_k_scores"], -np.sort(-scores, axis=1)[:, :20], rtol=1e-6)
+    assert [v.decode() for v in by_examples["video_id"].numpy()] == [
+        r["id"] for r in eval_rows[:3]]
+    names = label_names(NUM_CLASSES)
+    assert [v.decode() for v in by_examples["top_k_labels"].numpy()[0]] == [
+        names[i] for i in by_examples["top_k_class_ids"].numpy()[0]]
 
     if model_name in FRAME_LEVEL_MODELS:
         assert "predict_features" not in loaded.signatures

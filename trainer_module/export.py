@@ -1,8 +1,10 @@
 """SavedModel export: the serving contract shared by TFMA, batch inference and TF Serving.
 
-Signatures (all return `scores` [batch, num_classes], `top_k_class_ids`, `top_k_scores`):
+Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes as
+`top_k_class_ids`, `top_k_scores` and `top_k_labels`, their names in the vocabulary):
 - `serving_default`: `examples`, a batch of serialized tf.Examples (video level) or
-  tf.SequenceExamples (frame level); b64 in REST requests.
+  tf.SequenceExamples (frame level); b64 in REST requests. Also returns `video_id`, each
+  example's 2018 `id` or 2017 `video_id` ("" if it has neither).
 - `predict_features`: video level only, the raw float features by name (JSON-friendly).
 - `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
   (the Evaluator's preprocessing function; present when a Transform graph is given).
@@ -17,8 +19,9 @@ import keras
 import tensorflow as tf
 
 from trainer_module.config import CONFIG_FILENAME, TrainingConfig
-from trainer_module.features import LABELS_KEY
+from trainer_module.features import LABELS_KEY, VIDEO_ID_OUTPUT
 from trainer_module.reader import model_input_names, parse_examples
+from trainer_module.vocabulary import label_names
 
 # TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
 EXTRA_ASSETS_DIR = "assets.extra"
@@ -34,23 +37,27 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
     module.model = model
     module.tft_layer = tft_layer
 
-    def parse(examples, with_labels=False):
-        return parse_examples(examples, spec, with_labels, config.max_frames)
+    module.label_names = tf.constant(label_names(config.num_classes))
+
+    def parse(examples, with_labels=False, with_ids=False):
+        return parse_examples(examples, spec, with_labels, config.max_frames, with_ids)
 
     def predict(features):
         inputs = {name: features[name] for name in model_input_names(spec)}
         scores = module.model(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
-        return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values}
+        return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values,
+                "top_k_labels": tf.gather(module.label_names, top.indices)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
-        features = parse(examples)
+        features = parse(examples, with_ids=True)
+        video_ids = features.pop(VIDEO_ID_OUTPUT)
         if module.tft_layer is not None and not spec.is_frame_level:
             # Video-level features go through Transform, as in training; frame-level
             # Transform only derives the label.
             features = module.tft_layer(features)
-        return predict(features)
+        return {**predict(features), VIDEO_ID_OUTPUT: video_ids}
 
     module.serve_examples = serve_examples
     signatures = {"serving_default": serve_examples.get_concrete_function()}

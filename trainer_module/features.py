@@ -10,6 +10,7 @@ NUM_CLASSES_2018 = 3862
 LABELS_KEY = "labels"
 MULTI_HOT_LABELS_KEY = "labels_multi_hot"
 VIDEO_ID_KEYS = ("id", "video_id")  # 2018 and 2017 generations of the dataset
+VIDEO_ID_OUTPUT = "video_id"  # the one name models and predictions use for either
 
 VIDEO_LEVEL_FEATURES = {"mean_rgb": 1024, "mean_audio": 128}
 FRAME_LEVEL_FEATURES = {"rgb": 1024, "audio": 128}

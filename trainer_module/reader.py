@@ -18,34 +18,48 @@ from trainer_module.features import (
     DEFAULT_MAX_FRAMES,
     LABELS_KEY,
     NUM_FRAMES_KEY,
+    VIDEO_ID_KEYS,
+    VIDEO_ID_OUTPUT,
     FeatureSpec,
     multi_hot,
 )
 from trainer_module.frames import dequantize
 
 
-def video_parse_spec(spec: FeatureSpec, with_labels: bool) -> dict:
-    """The `parse_example` spec for video-level features (and optionally the labels)."""
-    parse_spec = {
-        name: tf.io.FixedLenFeature([size], tf.float32)
-        for name, size in spec.items()
-    }
-    if with_labels:
-        parse_spec[LABELS_KEY] = tf.io.VarLenFeature(tf.int64)
+def _labels_and_ids_spec(with_labels: bool, with_ids: bool) -> dict:
+    parse_spec = {LABELS_KEY: tf.io.VarLenFeature(tf.int64)} if with_labels else {}
+    if with_ids:
+        parse_spec.update({key: tf.io.FixedLenFeature([], tf.string, default_value="")
+                           for key in VIDEO_ID_KEYS})
     return parse_spec
 
 
-def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec,
-                         with_labels: bool = False) -> dict[str, tf.Tensor]:
+def _merge_video_ids(parsed: dict[str, tf.Tensor]) -> None:
+    """Replaces the 2018 `id` and 2017 `video_id` keys by one `video_id`: whichever is set."""
+    ids = [parsed.pop(key) for key in VIDEO_ID_KEYS]
+    merged = ids[0]
+    for other in ids[1:]:
+        merged = tf.where(merged != "", merged, other)
+    parsed[VIDEO_ID_OUTPUT] = merged
+
+
+def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
+                         with_ids: bool = False) -> dict[str, tf.Tensor]:
     """Parses a batch of serialized tf.Examples into dense features (and sparse labels)."""
-    return tf.io.parse_example(serialized, video_parse_spec(spec, with_labels))
+    parse_spec = {name: tf.io.FixedLenFeature([size], tf.float32) for name, size in spec.items()}
+    parse_spec.update(_labels_and_ids_spec(with_labels, with_ids))
+    parsed = tf.io.parse_example(serialized, parse_spec)
+    if with_ids:
+        _merge_video_ids(parsed)
+    return parsed
 
 
 def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
-                         max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, tf.Tensor]:
+                         max_frames: int = DEFAULT_MAX_FRAMES,
+                         with_ids: bool = False) -> dict[str, tf.Tensor]:
     """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames
     ([batch, min(longest video, max_frames), size])."""
-    context_spec = {LABELS_KEY: tf.io.VarLenFeature(tf.int64)} if with_labels else {}
+    context_spec = _labels_and_ids_spec(with_labels, with_ids)
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
         sequence_features={name: tf.io.RaggedFeature(tf.string) for name in spec.names})
@@ -61,15 +75,19 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
         parsed[name] = values[:, :max_frames].to_tensor(shape=[None, None, size])
     first = sequences[spec.names[0]]
     parsed[NUM_FRAMES_KEY] = tf.cast(tf.minimum(first.row_lengths(), max_frames), tf.int32)
+    if with_ids:
+        _merge_video_ids(parsed)
     return parsed
 
 
 def parse_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
-                   max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, tf.Tensor]:
-    """Video- or frame-level parsing, as `spec` says."""
+                   max_frames: int = DEFAULT_MAX_FRAMES,
+                   with_ids: bool = False) -> dict[str, tf.Tensor]:
+    """Video- or frame-level parsing, as `spec` says. With `with_ids`, `video_id` holds each
+    example's 2018 `id` or 2017 `video_id`."""
     if spec.is_frame_level:
-        return parse_frame_examples(serialized, spec, with_labels, max_frames)
-    return parse_video_examples(serialized, spec, with_labels)
+        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids)
+    return parse_video_examples(serialized, spec, with_labels, with_ids)
 
 
 def model_input_names(spec: FeatureSpec) -> list[str]:

@@ -10,9 +10,9 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from trainer_module.metrics import METRIC_NAMES
+from trainer_module.metrics import METRIC_TITLES as _TITLES
 
-METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR",
-                 "example_count": "examples"}
+METRIC_TITLES = {**_TITLES, "example_count": "examples"}
 
 
 @dataclasses.dataclass

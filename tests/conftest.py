@@ -21,3 +21,18 @@ def tiny_data_root(tmp_path_factory) -> str:
         for name in names:
             shutil.copy(os.path.join(SAMPLE, split, name), root / split / name)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def serving_base(tiny_data_root, tmp_path_factory) -> str:
+    """TF Serving's layout, `<base>/1/`, holding a LogisticModel trained briefly on real data."""
+    from trainer_module.config import TrainingConfig
+    from trainer_module.reader import list_files
+    from trainer_module.train import train_and_export
+
+    base = tmp_path_factory.mktemp("serving_model")
+    train_and_export(TrainingConfig(batch_size=64),
+                     list_files(os.path.join(tiny_data_root, "train", "*.tfrecord")),
+                     list_files(os.path.join(tiny_data_root, "validate", "*.tfrecord")),
+                     train_steps=20, export_dir=str(base / "1"), log_dir=str(base / "logs"))
+    return str(base)

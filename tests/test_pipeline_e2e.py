@@ -3,31 +3,12 @@
 import os
 
 import pytest
-import tensorflow as tf
 
+from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
-from trainer_module.features import FeatureSpec
-from trainer_module.metrics import EvaluationMetrics
-from trainer_module.reader import make_dataset
 
 pytestmark = pytest.mark.e2e
-
-
-VIDEO_SPEC = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
-FRAME_SPEC = FeatureSpec.from_flags("rgb,audio", "1024,128")
-
-
-def numpy_metrics_of_pushed_model(model_dir: str, pattern: str,
-                                  spec: FeatureSpec = VIDEO_SPEC) -> dict:
-    """Scores the validate shards with the pushed SavedModel's serving_default, in process."""
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    labels = make_dataset(pattern, spec, 3862, batch_size=256).map(lambda f, y: y)
-    serialized = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)).batch(256)
-    metrics = EvaluationMetrics(3862, top_k=20)
-    for batch, batch_labels in zip(serialized, labels, strict=True):
-        metrics.add(serve(examples=batch)["scores"].numpy(), batch_labels.numpy())
-    return metrics.result()
 
 
 def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
@@ -45,11 +26,12 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert os.path.dirname(first.pushed_path) == str(serving)
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
 
-    numpy_metrics = numpy_metrics_of_pushed_model(
+    # The eval CLI scores the pushed SavedModel in process; the Evaluator ran TFMA on Beam.
+    cli_metrics = evaluate_saved_model(
         first.pushed_path, os.path.join(tiny_data_root, "validate", "*.tfrecord"))
-    assert numpy_metrics["num_examples"] == first.metrics["example_count"]
+    assert cli_metrics["num_examples"] == first.metrics["example_count"]
     for name in ("gap", "map", "hit_at_one", "perr"):
-        assert abs(first.metrics[name] - numpy_metrics[name]) < 1e-4, name
+        assert abs(first.metrics[name] - cli_metrics[name]) < 1e-4, name
     assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
 
     # One step of training from scratch is far worse than the blessed model: evaluated,
@@ -96,6 +78,6 @@ def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root
                  "--batch_size", "64"]) == 0
     result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert result.pushed_path
-    numpy_metrics = numpy_metrics_of_pushed_model(
-        result.pushed_path, os.path.join(tiny_frame_root, "validate", "*.tfrecord"), FRAME_SPEC)
-    assert abs(result.metrics["gap"] - numpy_metrics["gap"]) < 1e-4
+    cli_metrics = evaluate_saved_model(
+        result.pushed_path, os.path.join(tiny_frame_root, "validate", "*.tfrecord"))
+    assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
+METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR"}
 
 
 class EvaluationMetrics:

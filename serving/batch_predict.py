@@ -1,0 +1,125 @@
+"""Batch inference, like the starter code's inference.py: the top-k classes of every video in
+any number of shards, scored by an exported model, written as the Kaggle CSV
+`VideoId,LabelConfidencePairs` ("label score" pairs, space-separated).
+
+    python -m serving.batch_predict --model_dir=serving_model \
+        --input_data_pattern='data/test/*.tfrecord' --output_file=predictions.csv
+
+Uses only the SavedModel contract: serialized records in, `video_id` and `scores` out. Works on
+test shards without labels, video- or frame-level, 2018 (`id`) or 2017 (`video_id`) keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+from serving.model_dir import ModelNotFoundError, resolve_model_dir
+
+CSV_HEADER = "VideoId,LabelConfidencePairs"
+
+
+class BatchPredictError(Exception):
+    """Input that cannot be scored; the message names the file."""
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the `k` highest-scoring class ids and their scores, best first."""
+    k = min(k, scores.shape[1])
+    rows = np.arange(len(scores))[:, None]
+    unordered = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-scores[rows, unordered], axis=1, kind="stable")
+    class_ids = unordered[rows, order]
+    return class_ids, scores[rows, class_ids]
+
+
+def format_csv_row(video_id: str, class_ids, scores) -> str:
+    """`id,c1 s1 c2 s2 …`; each score is the shortest text that reads back as the same float32."""
+    pairs = " ".join(f"{int(c)} {np.float32(s)}" for c, s in zip(class_ids, scores, strict=True))
+    return f"{video_id},{pairs}"
+
+
+def score_shards(model_dir: str, files: list[str], batch_size: int
+                 ) -> Iterator[tuple[object, list[str], np.ndarray]]:
+    """(serialized records, video ids, scores [batch, num_classes]) of every batch of
+    `files`, in order."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    for path in files:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        try:
+            for batch in tf.data.TFRecordDataset(path, compression).batch(batch_size):
+                outputs = serve(examples=batch)
+                video_ids = [v.decode("utf-8") for v in outputs["video_id"].numpy()]
+                if "" in video_ids:
+                    raise BatchPredictError(
+                        f"{path}: a record has neither an 'id' (2018) nor a 'video_id' (2017) "
+                        "feature")
+                yield batch, video_ids, outputs["scores"].numpy()
+        except tf.errors.DataLossError:
+            raise BatchPredictError(f"{path}: corrupt or truncated TFRecord file") from None
+        except tf.errors.InvalidArgumentError as error:
+            reason = error.message.splitlines()[0]
+            raise BatchPredictError(
+                f"{path}: records do not match the model's input ({reason})") from None
+
+
+def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: str,
+                          top_k_classes: int = 20, batch_size: int = 256,
+                          progress: bool = True) -> int:
+    """Writes the Kaggle CSV for every record matched by `input_data_pattern`; returns the
+    number of videos. The file appears only when complete."""
+    from tqdm import tqdm
+
+    files = sorted(glob.glob(input_data_pattern))
+    if not files:
+        raise BatchPredictError(f"--input_data_pattern {input_data_pattern} matches no files")
+    model_dir = resolve_model_dir(model_dir)
+    partial = output_file + ".partial"
+    count = 0
+    try:
+        with open(partial, "w") as out, tqdm(unit=" videos", desc="predicting",
+                                              disable=not progress, file=sys.stderr) as bar:
+            out.write(CSV_HEADER + "\n")
+            for _, video_ids, scores in score_shards(model_dir, files, batch_size):
+                class_ids, top_scores = top_k(scores, top_k_classes)
+                for row in zip(video_ids, class_ids, top_scores, strict=True):
+                    out.write(format_csv_row(*row) + "\n")
+                count += len(video_ids)
+                bar.update(len(video_ids))
+        os.replace(partial, output_file)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_dir", default="serving_model",
+                        help="a SavedModel, or a folder of versions (the latest is used)")
+    parser.add_argument("--input_data_pattern", required=True, help="glob of TFRecord shards")
+    parser.add_argument("--output_file", required=True, help="the CSV to write")
+    parser.add_argument("--top_k", type=int, default=20, help="predictions per video")
+    parser.add_argument("--batch_size", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.top_k <= 0 or args.batch_size <= 0:
+        parser.error("--top_k and --batch_size must be positive")
+    try:
+        count = write_predictions_csv(args.model_dir, args.input_data_pattern, args.output_file,
+                                      args.top_k, args.batch_size)
+    except (BatchPredictError, ModelNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} predictions to {args.output_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

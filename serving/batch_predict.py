@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from serving.errors import op_error_reason
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 
 CSV_HEADER = "VideoId,LabelConfidencePairs"
@@ -65,9 +66,8 @@ def score_shards(model_dir: str, files: list[str], batch_size: int
         except tf.errors.DataLossError:
             raise BatchPredictError(f"{path}: corrupt or truncated TFRecord file") from None
         except tf.errors.InvalidArgumentError as error:
-            reason = error.message.splitlines()[0]
-            raise BatchPredictError(
-                f"{path}: records do not match the model's input ({reason})") from None
+            raise BatchPredictError(f"{path}: records do not match the model's input "
+                                    f"({op_error_reason(error.message)})") from None
 
 
 def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: str,

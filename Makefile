@@ -28,12 +28,26 @@ endif
 TRAIN_STEPS ?= 300
 ARGS ?=
 
-.PHONY: help setup run-local test lint lock clean
+# Serving knobs (TF Serving's defaults): make serve MODEL_NAME=yt8m PORT=8501
+MODEL_NAME ?= yt8m
+PORT ?= 8501
+MODEL_BASE ?= serving_model
+TF_SERVING_IMAGE ?= tensorflow/serving:2.16.1
+INPUT ?= data/sample/video/validate/*.tfrecord
+OUTPUT ?= predictions.csv
+
+.PHONY: help setup run-local test lint lock clean serve predict infer evaluate
 
 help:
 	@echo "make run-local   run the TFX pipeline on the bundled real sample (sets up .venv first)"
 	@echo "                 MODEL=MoeModel TRAIN_STEPS=500 DATA_ROOT=... ARGS='--batch_size=512'"
 	@echo "                 FRAME=1 [MODEL=DbofModel]: frame-level data made from the sample"
+	@echo "make serve       serve serving_model/ over TF Serving's REST API on 127.0.0.1:8501"
+	@echo "                 (tensorflow/serving in Docker if available, else the local server)"
+	@echo "make predict     send real videos to the running server and print their top classes"
+	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
+	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
+	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
@@ -61,6 +75,29 @@ $(FRAME_SAMPLE)/.done: | setup
 			--output_dir=$(FRAME_SAMPLE)/$$split --min_frames=20 --max_frames=60 || exit 1; done
 	@touch $@
 
+serve: setup
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		echo "docker run $(TF_SERVING_IMAGE) on $(abspath $(MODEL_BASE))"; \
+		docker run --rm -p 127.0.0.1:$(PORT):8501 \
+			-v "$(abspath $(MODEL_BASE))":/models/$(MODEL_NAME) -e MODEL_NAME=$(MODEL_NAME) \
+			$(TF_SERVING_IMAGE); \
+	else \
+		echo "no Docker engine: local server with TF Serving's REST API (serving/server.py)"; \
+		$(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(MODEL_BASE) \
+			--rest_api_port=$(PORT); \
+	fi
+
+predict: setup
+	$(PY) -m serving.client --input=data/sample/video/validate/validate0048.tfrecord \
+		--model_name=$(MODEL_NAME) --port=$(PORT)
+
+infer: setup
+	$(PY) -m serving.batch_predict --model_dir=$(MODEL_BASE) --input_data_pattern='$(INPUT)' \
+		--output_file=$(OUTPUT) $(ARGS)
+
+evaluate: setup
+	$(PY) -m pipeline.evaluate --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
@@ -72,4 +109,4 @@ lock: setup
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:
-	rm -rf pipeline_output serving_model build
+	rm -rf pipeline_output serving_model build predictions.csv

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from serving.client import main as client_main
 from serving.server import ModelRegistry, create_app
 
 NAME = "yt8m"
@@ -157,7 +158,7 @@ def test_a_newly_pushed_version_is_served(tmp_path, serving_base, records):
                 {"instances": [b64(records[0])]})[0] == 404
 
 
-def test_real_http_on_localhost(serving_base, records, in_process):
+def test_real_http_on_localhost(serving_base, records, in_process, tiny_data_root, capsys):
     import waitress.server
 
     registry = ModelRegistry(NAME, serving_base)
@@ -178,5 +179,13 @@ def test_real_http_on_localhost(serving_base, records, in_process):
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(urllib.request.Request(url, data=b"{"))
         assert error.value.code == 400 and "error" in json.load(error.value)
+
+        # `make predict`'s client: reads the shard itself, prints ids and label names.
+        shard = tf.io.gfile.glob(os.path.join(tiny_data_root, "validate", "*.tfrecord"))[0]
+        assert client_main(["--input", shard, "--count", "2", "--port", str(port)]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[1].startswith(f"{predictions[0]['video_id']}: "
+                                     f"{predictions[0]['top_k_labels'][0]} ")
+        assert len(printed) == 3
     finally:
         server.close()

@@ -31,6 +31,8 @@ class PipelineConfig:
     max_gap_regression: float = 0.0
     enable_cache: bool = True
     warm_start: bool = False  # start training from the last blessed model's weights
+    # Shards (absolute glob) the blessed model writes a predictions CSV for; None: no step.
+    predict_data_pattern: str | None = None
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 

@@ -8,6 +8,7 @@ import os
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.batch_predict import BatchPredict
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY
@@ -118,11 +119,17 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.serving_model_dir)),
     )
 
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  model_resolver, trainer, evaluator, pusher]
+    if config.predict_data_pattern:
+        components.append(BatchPredict(
+            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+            input_data_pattern=config.predict_data_pattern, top_k=config.training.top_k))
+
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    model_resolver, trainer, evaluator, pusher],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

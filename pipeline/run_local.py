@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a model is blessed only with validate GAP at least this")
     run.add_argument("--max_gap_regression", type=float, default=defaults.max_gap_regression,
                      help="largest GAP drop vs the last blessed model that still blesses")
+    run.add_argument("--predict_data_pattern",
+                     help="also write a predictions CSV of the blessed model for these shards "
+                          "(e.g. the unlabelled test partition)")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
@@ -132,8 +135,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
             f"), got {','.join(spec.names)}")
     train_glob = args.train_data_pattern or os.path.join(args.data_root, TRAIN_PATTERN)
     eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
-    files = preflight.check_patterns({"--train_data_pattern": train_glob,
-                                      "--eval_data_pattern": eval_glob})
+    patterns = {"--train_data_pattern": train_glob, "--eval_data_pattern": eval_glob}
+    if args.predict_data_pattern:
+        patterns["--predict_data_pattern"] = args.predict_data_pattern
+    files = preflight.check_patterns(patterns)
     for flag, name in (("--train_steps", "train_steps"), ("--batch_size", "batch_size"),
                        ("--checkpoint_steps", "checkpoint_steps")):
         if getattr(args, name) <= 0:
@@ -160,7 +165,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         serving_model_dir=os.path.abspath(args.serving_model_dir),
         metadata_path=args.metadata_path, train_steps=args.train_steps,
         gap_floor=args.gap_floor, max_gap_regression=args.max_gap_regression,
-        enable_cache=not args.no_cache, warm_start=args.warm_start, training=training)
+        enable_cache=not args.no_cache, warm_start=args.warm_start,
+        predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
+                              if args.predict_data_pattern else None),
+        training=training)
     return config, files
 
 

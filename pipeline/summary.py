@@ -27,6 +27,7 @@ class RunResult:
     model_run_uri: str | None
     evaluation_uri: str
     training_history: dict  # resumed_from_step, final_step, warm_started_from
+    predictions_csv: str | None = None  # the BatchPredict step's CSV, if it ran and predicted
 
 
 def _training_history(model_uri: str) -> dict:
@@ -87,6 +88,12 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     if pushed is not None and pushed.custom_properties["pushed"].int_value:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value
     model_run = artifacts.get("ModelRun")
+    predictions = artifacts.get("InferenceResult")
+    predictions_csv = None
+    if predictions is not None and predictions.custom_properties["predicted"].int_value:
+        from components.batch_predict import PREDICTIONS_FILENAME
+
+        predictions_csv = os.path.join(predictions.uri, PREDICTIONS_FILENAME)
     return RunResult(
         metrics=candidate,
         baseline_metrics=baseline,
@@ -96,6 +103,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         model_run_uri=model_run.uri if model_run else None,
         evaluation_uri=evaluation.uri,
         training_history=_training_history(artifacts["Model"].uri),
+        predictions_csv=predictions_csv,
     )
 
 
@@ -121,6 +129,8 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")
     lines.append(f"Evaluation:  {result.evaluation_uri}")
+    if result.predictions_csv:
+        lines.append(f"Predictions: {result.predictions_csv}")
     if result.model_run_uri:
         lines.append(f"TensorBoard: .venv/bin/tensorboard --logdir {result.model_run_uri}")
     return "\n".join(lines)

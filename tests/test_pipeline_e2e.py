@@ -7,6 +7,7 @@ import pytest
 from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
+from serving.batch_predict import main as batch_predict_main
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +18,8 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     common = ["--data_root", tiny_data_root, "--pipeline_root", str(pipeline_root),
               "--serving_model_dir", str(serving), "--batch_size", "128"]
 
-    assert main([*common, "--train_steps", "40"]) == 0
+    validate_pattern = os.path.join(tiny_data_root, "validate", "*.tfrecord")
+    assert main([*common, "--train_steps", "40", "--predict_data_pattern", validate_pattern]) == 0
     summary = capsys.readouterr().out
     for title in ("GAP@20", "mAP", "Hit@1", "PERR"):
         assert title in summary
@@ -27,12 +29,20 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
 
     # The eval CLI scores the pushed SavedModel in process; the Evaluator ran TFMA on Beam.
-    cli_metrics = evaluate_saved_model(
-        first.pushed_path, os.path.join(tiny_data_root, "validate", "*.tfrecord"))
+    cli_metrics = evaluate_saved_model(first.pushed_path, validate_pattern)
     assert cli_metrics["num_examples"] == first.metrics["example_count"]
     for name in ("gap", "map", "hit_at_one", "perr"):
         assert abs(first.metrics[name] - cli_metrics[name]) < 1e-4, name
     assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
+
+    # The pipeline's predict step wrote what `make infer` writes for the pushed model.
+    assert f"Predictions: {first.predictions_csv}" in summary
+    assert batch_predict_main(["--model_dir", str(serving), "--input_data_pattern",
+                               validate_pattern, "--output_file", str(tmp_path / "p.csv")]) == 0
+    with open(first.predictions_csv) as step_csv, open(tmp_path / "p.csv") as cli_csv:
+        rows = step_csv.read()
+        assert rows == cli_csv.read()
+    assert len(rows.splitlines()) == first.metrics["example_count"] + 1
 
     # One step of training from scratch is far worse than the blessed model: evaluated,
     # not pushed.

@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 PYTHON310 ?= $(shell for p in python3.10 $(HOME)/.pyenv/versions/3.10*/bin/python /root/.pyenv/versions/3.10*/bin/python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { command -v $$p; break; }; done)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# google-api-core warns on every import that Python 3.10 is old; TFX 1.16 requires it.
+export PYTHONWARNINGS ?= ignore::FutureWarning
 FRAME_SAMPLE := build/frame_sample
 
 # Pipeline knobs: make run-local MODEL=MoeModel TRAIN_STEPS=500 DATA_ROOT=/data/yt8m/2018/video

@@ -41,7 +41,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def format_csv_row(video_id: str, class_ids, scores) -> str:
     """`id,c1 s1 c2 s2 …`; each score is the shortest text that reads back as the same float32."""
-    pairs = " ".join(f"{int(c)} {np.float32(s)}" for c, s in zip(class_ids, scores, strict=True))
+    pairs = " ".join(f"{int(c)} {str(np.float32(s))}"
+                     for c, s in zip(class_ids, scores, strict=True))
     return f"{video_id},{pairs}"
 
 

@@ -79,6 +79,8 @@ def tiny_frame_root(tiny_data_root, tmp_path_factory) -> str:
 @pytest.mark.parametrize("model,hparams", [
     ("FrameLevelLogisticModel", []),
     ("DbofModel", ["--dbof_cluster_size=256", "--dbof_hidden_size=128", "--iterations=10"]),
+    ("NetVLADModel", ["--netvlad_cluster_size=8", "--netvlad_hidden_size=128",
+                      "--moe_prob_gating=true"]),
 ])
 def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root, model, hparams):
     pipeline_root = tmp_path / "pipeline_root"

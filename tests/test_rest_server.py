@@ -160,6 +160,7 @@ def test_a_newly_pushed_version_is_served(tmp_path, serving_base, records):
 
 def test_real_http_on_localhost(serving_base, records, in_process, tiny_data_root, capsys):
     import waitress.server
+    from waitress import wasyncore
 
     registry = ModelRegistry(NAME, serving_base)
     registry.refresh()
@@ -167,7 +168,14 @@ def test_real_http_on_localhost(serving_base, records, in_process, tiny_data_roo
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = waitress.server.create_server(create_app(registry), host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def serve():  # closing from the loop's own thread avoids racing its sockets
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{port}/v1/models/{NAME}:predict"
@@ -188,4 +196,5 @@ def test_real_http_on_localhost(serving_base, records, in_process, tiny_data_roo
                                      f"{predictions[0]['top_k_labels'][0]} ")
         assert len(printed) == 3
     finally:
-        server.close()
+        stop.set()
+        thread.join(timeout=10)

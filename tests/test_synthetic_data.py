@@ -1,0 +1,51 @@
+"""The synthetic generator: deterministic, both formats, and a signal a model can learn."""
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline.make_synthetic_data import class_prototypes, main
+from trainer_module.features import FeatureSpec
+from trainer_module.reader import make_dataset
+
+VIDEO = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
+FRAME = FeatureSpec.from_flags("rgb,audio", "1024,128")
+
+
+def generate(root, *flags):
+    assert main(["--output_dir", str(root), "--train_shards", "2", "--validate_shards", "1",
+                 "--videos_per_shard", "30", "--num_classes", "50", *flags]) == 0
+
+
+def test_video_level_data_is_seeded_and_carries_the_planted_signal(tmp_path):
+    generate(tmp_path / "a")
+    generate(tmp_path / "b")
+    for split in ("train/train0000", "train/train0001", "validate/validate0000"):
+        assert (tmp_path / "a" / f"{split}.tfrecord").read_bytes() == (
+            tmp_path / "b" / f"{split}.tfrecord").read_bytes()
+    features, labels = next(iter(make_dataset(str(tmp_path / "a" / "train" / "*.tfrecord"),
+                                              VIDEO, 50, batch_size=60)))
+    assert labels.shape == (60, 50)
+    # The class whose prototype is most similar to a video's features is one of its labels.
+    values = np.concatenate([features["mean_rgb"], features["mean_audio"]], axis=1)
+    best = (values @ class_prototypes(0, 50).T).argmax(axis=1)
+    assert labels.numpy()[np.arange(60), best].mean() > 0.8
+    assert not (tmp_path / "a" / "train" / "train0000.tfrecord.partial").exists()
+
+
+def test_frame_level_data_has_frames_around_the_video_features(tmp_path):
+    generate(tmp_path / "v")
+    generate(tmp_path / "f", "--frame_features", "--min_frames", "5", "--max_frames", "9")
+    frames, frame_labels = next(iter(make_dataset(str(tmp_path / "f" / "validate" / "*"),
+                                                  FRAME, 50, batch_size=30)))
+    videos, video_labels = next(iter(make_dataset(str(tmp_path / "v" / "validate" / "*"),
+                                                  VIDEO, 50, batch_size=30)))
+    assert ((frames["num_frames"] >= 5) & (frames["num_frames"] <= 9)).numpy().all()
+    np.testing.assert_array_equal(frame_labels, video_labels)
+    mean_audio = tf.reduce_sum(frames["audio"], 1) / tf.cast(frames["num_frames"], tf.float32)[
+        :, None]
+    np.testing.assert_allclose(mean_audio, videos["mean_audio"], atol=0.02)
+
+
+def test_bad_sizes_are_one_line(capsys, tmp_path):
+    assert main(["--output_dir", str(tmp_path), "--videos_per_shard", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --videos_per_shard must be positive, got 0"

@@ -87,3 +87,11 @@ def test_warm_start_loads_an_exported_models_weights(tmp_path, shard):
     moe = TrainingConfig(model="MoeModel", batch_size=8)
     with pytest.raises(CheckpointMismatchError, match="cannot warm-start from .*architecture"):
         warm_start(compile_model(moe), base)
+
+
+def test_mirrored_strategy_trains_resumes_and_exports(tmp_path, shard):
+    config = TrainingConfig(batch_size=8, distribution="mirrored",
+                            train_dir=str(tmp_path / "train"))
+    assert train(config, shard, 2, tmp_path / "first")["final_step"] == 2
+    assert train(config, shard, 3, tmp_path / "second")["resumed_from_step"] == 2
+    assert exported_scores(tmp_path / "second" / "model").shape == (4, 3862)

@@ -13,6 +13,7 @@ from typing import Any
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
+DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TrainingConfig:
     train_dir: str = ""
     checkpoint_steps: int = 500
     start_new_model: bool = False
+    distribution: str = "none"  # one of DISTRIBUTION_STRATEGIES
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.
     model_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
 

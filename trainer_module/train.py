@@ -32,6 +32,21 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm)
 
 
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy called `name`; "none" is the default (one device) strategy.
+
+    `multi_worker_mirrored` reads the cluster from TF_CONFIG, which Kubeflow's training
+    operators and Vertex AI set for each worker.
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name != "none":
+        raise ValueError(f"unknown --distribution {name!r}")
+    return tf.distribute.get_strategy()
+
+
 def compile_model(config: TrainingConfig) -> keras.Model:
     """The model named by `config.model`, compiled with its loss and optimizer."""
     hparams = dict(config.model_hparams)
@@ -70,15 +85,17 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     eval_ds = make_dataset(eval_files, spec, config.num_classes, config.batch_size,
                            max_frames=config.max_frames)
 
-    model = compile_model(config)
     callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)]
     initial_step = 0
-    if config.train_dir:
-        manager, initial_step = checkpoints.restore_or_start(model, config)
-        callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
-                                                     config.checkpoint_steps))
-    if initial_step == 0 and warm_start_from:
-        checkpoints.warm_start(model, warm_start_from)
+    # Variables (model, optimizer slots restored from a checkpoint) belong to the strategy.
+    with distribution_strategy(config.distribution).scope():
+        model = compile_model(config)
+        if config.train_dir:
+            manager, initial_step = checkpoints.restore_or_start(model, config)
+            callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
+                                                         config.checkpoint_steps))
+        if initial_step == 0 and warm_start_from:
+            checkpoints.warm_start(model, warm_start_from)
     if initial_step < train_steps:
         model.fit(train_ds, steps_per_epoch=train_steps - initial_step, epochs=1, verbose=2,
                   callbacks=callbacks)

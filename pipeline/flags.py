@@ -1,0 +1,114 @@
+"""Command-line flags shared by the local and Kubeflow runners: the starter code's model and
+training flags, and the blessing rule, turned into a TrainingConfig."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.configs import PipelineConfig
+from pipeline.preflight import PreflightError
+from trainer_module.config import DISTRIBUTION_STRATEGIES, TrainingConfig
+from trainer_module.features import FRAME_LEVEL_FEATURES, FeatureSpec, FeatureSpecError
+
+
+def _bool_flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+MODEL_HPARAM_FLAGS = {
+    "l2_penalty": float, "moe_num_mixtures": int, "moe_prob_gating": _bool_flag,
+    "video_level_classifier_model": str, "iterations": int, "sample_random_frames": _bool_flag,
+    "gating": _bool_flag, "gating_remove_diag": _bool_flag,
+    "dbof_cluster_size": int, "dbof_hidden_size": int, "dbof_add_batch_norm": _bool_flag,
+    "dbof_pooling_method": str, "softdbof_maxpool": _bool_flag,
+    "netvlad_cluster_size": int, "netvlad_hidden_size": int,
+    "netvlad_add_batch_norm": _bool_flag, "lightvlad": _bool_flag,
+    "fv_cluster_size": int, "fv_hidden_size": int, "fv_add_batch_norm": _bool_flag,
+    "fv_couple_weights": _bool_flag, "fv_coupling_factor": float,
+    "lstm_cells": int, "lstm_layers": int,
+}
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """The model, hyperparameter and training flag groups (starter code names and defaults)."""
+    defaults, training = PipelineConfig(), TrainingConfig()
+    model = parser.add_argument_group("model (starter code flags)")
+    model.add_argument("--model", default=training.model)
+    model.add_argument("--feature_names", default=training.feature_names)
+    model.add_argument("--feature_sizes", default=training.feature_sizes)
+    model.add_argument("--num_classes", type=int, default=training.num_classes)
+    model.add_argument("--label_loss", default=training.label_loss)
+    model.add_argument("--frame_features", action="store_true",
+                       help="frame-level SequenceExamples (default features: rgb,audio)")
+    model.add_argument("--max_frames", type=int, default=training.max_frames)
+    hparams = parser.add_argument_group("model hyperparameters (starter code flags; "
+                                        "unset ones keep the model's default)")
+    for flag, kind in MODEL_HPARAM_FLAGS.items():
+        hparams.add_argument(f"--{flag}", type=kind, default=None)
+    train = parser.add_argument_group("training (starter code flags)")
+    train.add_argument("--train_steps", type=int, default=defaults.train_steps)
+    train.add_argument("--batch_size", type=int, default=256)
+    train.add_argument("--base_learning_rate", type=float, default=training.base_learning_rate)
+    train.add_argument("--learning_rate_decay", type=float,
+                       default=training.learning_rate_decay)
+    train.add_argument("--learning_rate_decay_examples", type=int,
+                       default=training.learning_rate_decay_examples)
+    train.add_argument("--clip_gradient_norm", type=float, default=training.clip_gradient_norm)
+    train.add_argument("--regularization_penalty", type=float,
+                       default=training.regularization_penalty)
+    train.add_argument("--top_k", type=int, default=training.top_k)
+    train.add_argument("--seed", type=int, default=training.seed)
+    train.add_argument("--train_dir",
+                       help="checkpoint folder; a rerun resumes from its latest checkpoint "
+                            "(default: <pipeline_root>/train_dir/<model>)")
+    train.add_argument("--start_new_model", action="store_true",
+                       help="discard the checkpoints in --train_dir and train from scratch")
+    train.add_argument("--checkpoint_steps", type=int, default=training.checkpoint_steps,
+                       help="save a checkpoint every this many steps")
+    train.add_argument("--distribution", choices=DISTRIBUTION_STRATEGIES,
+                       default=training.distribution,
+                       help="tf.distribute strategy: mirrored (GPUs of one machine), "
+                            "multi_worker_mirrored (several machines, from TF_CONFIG)")
+    train.add_argument("--warm_start", action="store_true",
+                       help="start from the weights of the last blessed model (same "
+                            "architecture), when no checkpoint is resumed")
+
+
+def add_blessing_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = PipelineConfig()
+    bless = parser.add_argument_group("blessing")
+    bless.add_argument("--gap_floor", type=float, default=defaults.gap_floor,
+                       help="a model is blessed only with validate GAP at least this")
+    bless.add_argument("--max_gap_regression", type=float, default=defaults.max_gap_regression,
+                       help="largest GAP drop vs the last blessed model that still blesses")
+
+
+def training_config_from_args(args: argparse.Namespace, default_train_dir: str) -> TrainingConfig:
+    """The TrainingConfig the flags describe; raises FeatureSpecError/PreflightError."""
+    spec = FeatureSpec.from_flags(args.feature_names, args.feature_sizes)
+    if args.frame_features and spec == TrainingConfig().feature_spec():
+        spec = FeatureSpec.of(FRAME_LEVEL_FEATURES)  # the starter code's frame defaults
+    if args.frame_features and not spec.is_frame_level:
+        raise FeatureSpecError(
+            f"--frame_features needs frame-level --feature_names ({','.join(FRAME_LEVEL_FEATURES)}"
+            f"), got {','.join(spec.names)}")
+    for flag in ("train_steps", "batch_size", "checkpoint_steps"):
+        if getattr(args, flag) <= 0:
+            raise PreflightError(f"--{flag} must be positive, got {getattr(args, flag)}")
+    model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
+                     if getattr(args, flag) is not None}
+    return TrainingConfig(
+        model=args.model, **spec.to_dict(), num_classes=args.num_classes,
+        batch_size=args.batch_size, base_learning_rate=args.base_learning_rate,
+        learning_rate_decay=args.learning_rate_decay,
+        learning_rate_decay_examples=args.learning_rate_decay_examples,
+        clip_gradient_norm=args.clip_gradient_norm,
+        regularization_penalty=args.regularization_penalty, label_loss=args.label_loss,
+        top_k=args.top_k, max_frames=args.max_frames, seed=args.seed,
+        train_dir=args.train_dir or default_train_dir,
+        checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,
+        distribution=args.distribution, model_hparams=model_hparams)

@@ -11,6 +11,18 @@ PIPELINE_NAME = "yt8m"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "sample", "video")
 
+# Beam settings per environment; "{…}" fields come from the runner's flags. Add
+# project/region (Dataflow) or the job server (Flink, Spark) with --beam_arg.
+BEAM_RUNNERS = {
+    "direct": ("--runner=DirectRunner", "--direct_running_mode=in_memory"),
+    "dataflow": ("--runner=DataflowRunner", "--experiments=use_runner_v2",
+                 "--sdk_container_image={image}", "--temp_location={pipeline_root}/beam_tmp"),
+    "flink": ("--runner=FlinkRunner", "--environment_type=EXTERNAL",
+              "--environment_config=localhost:50000"),
+    "spark": ("--runner=SparkRunner", "--environment_type=DOCKER",
+              "--environment_config={image}"),
+}
+
 TRAIN_PATTERN = "train/*.tfrecord"
 EVAL_PATTERN = "validate/*.tfrecord"
 

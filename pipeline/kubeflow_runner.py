@@ -1,0 +1,182 @@
+"""Compiles the pipeline for Kubeflow Pipelines v2 (`make compile-kfp`) and submits it
+(`make submit-kfp`). The same `create_pipeline` as the local runner; only configuration
+differs: the image, where data and outputs live, the Beam runner, the Trainer's distribution
+strategy and per-component resources.
+
+    python -m pipeline.kubeflow_runner compile --image=REGISTRY/yt8m-tfx:0.1.0 \
+        --pipeline_root=gs://BUCKET/yt8m --data_root=gs://BUCKET/yt8m/2018/video \
+        --beam_runner=dataflow --beam_arg=--project=PROJECT --beam_arg=--region=REGION
+    python -m pipeline.kubeflow_runner submit --host=https://HOST/pipeline \
+        --package=build/kfp/pipeline.yaml --pipeline_root=gs://BUCKET/yt8m
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from pipeline.configs import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
+from pipeline.flags import add_blessing_flags, add_training_flags, training_config_from_args
+from pipeline.preflight import PreflightError
+from trainer_module.features import FeatureSpecError
+
+DEFAULT_PACKAGE = os.path.join("build", "kfp", "pipeline.yaml")
+DEFAULT_IMAGE = "yt8m-tfx:0.1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """A component pod's CPU and memory (limits = requests) and GPUs."""
+
+    cpu: float
+    memory_gb: float
+    gpus: int = 0
+
+
+# Sized for the full video-level dataset (31 GB) with Beam on DirectRunner inside the pod;
+# with Dataflow/Flink/Spark the Beam components' pods only submit the job.
+COMPONENT_RESOURCES = {
+    "ImportExampleGen": Resources(4, 16), "StatisticsGen": Resources(4, 16),
+    "SchemaGen": Resources(1, 4), "ImportSchemaGen": Resources(1, 2),
+    "ExampleValidator": Resources(1, 4), "Transform": Resources(4, 16),
+    "Trainer": Resources(8, 32), "Evaluator": Resources(4, 16), "Pusher": Resources(1, 4),
+    "BatchPredict": Resources(4, 16),
+}
+
+
+def beam_pipeline_args(runner: str, image: str, pipeline_root: str,
+                       extra: list[str]) -> tuple[str, ...]:
+    """The Beam arguments of environment `runner`, then the user's `extra` ones."""
+    preset = [arg.format(image=image, pipeline_root=pipeline_root) for arg in BEAM_RUNNERS[runner]]
+    return (*preset, *extra)
+
+
+def resource_spec(resources: Resources, gpu_type: str):
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_limit=resources.cpu, cpu_request=resources.cpu,
+        memory_limit=resources.memory_gb, memory_request=resources.memory_gb)
+    if resources.gpus:
+        spec.accelerator.type = gpu_type
+        spec.accelerator.count = resources.gpus
+    return spec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compile_ = commands.add_parser("compile", help="write the KFP v2 pipeline spec (YAML)")
+    where = compile_.add_argument_group("cluster")
+    where.add_argument("--image", default=DEFAULT_IMAGE,
+                       help="the pipeline image (make image), holding this project")
+    where.add_argument("--pipeline_root", required=True,
+                       help="outputs (gs://, s3://, or a path the pods share); a different "
+                            "root may be given at submission")
+    where.add_argument("--data_root", required=True,
+                       help="folder with train/ and validate/ shards, e.g. gs://…/2018/video")
+    where.add_argument("--serving_model_dir",
+                       help="the Pusher's destination (default: <pipeline_root>/serving_model)")
+    where.add_argument("--predict_data_pattern", help="shards for the BatchPredict step")
+    where.add_argument("--beam_runner", choices=sorted(BEAM_RUNNERS), default="direct")
+    where.add_argument("--beam_arg", action="append", default=[],
+                       help="an extra Beam argument (repeatable), e.g. --beam_arg=--project=P")
+    where.add_argument("--trainer_gpus", type=int, default=0)
+    where.add_argument("--gpu_type", default="nvidia.com/gpu",
+                       help="accelerator type of the Trainer's GPUs")
+    where.add_argument("--no_cache", action="store_true")
+    where.add_argument("--output", default=DEFAULT_PACKAGE, help="the .yaml to write")
+    add_training_flags(compile_)
+    add_blessing_flags(compile_)
+
+    submit = commands.add_parser("submit", help="start a run of a compiled spec")
+    submit.add_argument("--host", required=True, help="the KFP API endpoint")
+    submit.add_argument("--package", default=DEFAULT_PACKAGE)
+    submit.add_argument("--pipeline_root", help="overrides the compiled pipeline root")
+    submit.add_argument("--experiment", default=PIPELINE_NAME)
+    submit.add_argument("--run_name")
+    submit.add_argument("--namespace")
+    return parser
+
+
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig for the cluster; paths are used as given (object storage URIs)."""
+    if not args.output.endswith((".yaml", ".yml")):
+        raise PreflightError(f"--output must be a .yaml file (KFP rejects JSON), got {args.output}")
+    root = args.pipeline_root.rstrip("/")
+    training = training_config_from_args(args, f"{root}/train_dir/{args.model}")
+    if args.trainer_gpus and training.distribution == "none":
+        training = dataclasses.replace(training, distribution="mirrored")
+    return PipelineConfig(
+        data_root=args.data_root, pipeline_root=root,
+        serving_model_dir=args.serving_model_dir or f"{root}/serving_model",
+        train_steps=args.train_steps, gap_floor=args.gap_floor,
+        max_gap_regression=args.max_gap_regression, enable_cache=not args.no_cache,
+        warm_start=args.warm_start, predict_data_pattern=args.predict_data_pattern,
+        beam_pipeline_args=beam_pipeline_args(args.beam_runner, args.image, root,
+                                              args.beam_arg),
+        training=training)
+
+
+def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gpus: int = 0,
+                     gpu_type: str = "nvidia.com/gpu") -> str:
+    """Writes the KFP v2 pipeline spec of `create_pipeline(config)` to `output` (.yaml)."""
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(config)
+    for component in pipeline.components:
+        name = type(component).__name__
+        if name in COMPONENT_RESOURCES:
+            resources = COMPONENT_RESOURCES[name]
+            if name == "Trainer" and trainer_gpus:
+                resources = dataclasses.replace(resources, gpus=trainer_gpus)
+            component.with_platform_config(resource_spec(resources, gpu_type))
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=os.path.dirname(os.path.abspath(output)),
+        output_filename=os.path.basename(output))
+    runner.run(pipeline)
+    return output
+
+
+def submit_pipeline(host: str, package: str, pipeline_root: str | None = None,
+                    experiment: str = PIPELINE_NAME, run_name: str | None = None,
+                    namespace: str | None = None):
+    """Starts a run of the compiled `package` with kfp.Client; returns the run's id."""
+    import kfp
+
+    client = kfp.Client(host=host, namespace=namespace)
+    result = client.create_run_from_pipeline_package(
+        package, arguments={}, run_name=run_name, experiment_name=experiment,
+        namespace=namespace, pipeline_root=pipeline_root)
+    return result.run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            config = pipeline_config_from_args(args)
+            compile_pipeline(config, args.image, args.output, args.trainer_gpus, args.gpu_type)
+            print(f"wrote {args.output} (image {args.image}, pipeline root "
+                  f"{config.pipeline_root})")
+        else:
+            if not os.path.isfile(args.package):
+                raise PreflightError(f"--package {args.package} does not exist; run "
+                                     "`make compile-kfp` first")
+            run_id = submit_pipeline(args.host, args.package, args.pipeline_root,
+                                     args.experiment, args.run_name, args.namespace)
+            print(f"submitted run {run_id} to {args.host} (experiment {args.experiment})")
+    except (PreflightError, FeatureSpecError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Kubeflow Pipelines v2: the compiled spec matches the local pipeline, references the image and
+importable code, carries resources; submission is checked up to the HTTP request."""
+
+import importlib
+import json
+import re
+
+import pytest
+import urllib3
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline.configs import PipelineConfig
+from pipeline.kubeflow_runner import COMPONENT_RESOURCES, main
+from pipeline.pipeline import create_pipeline
+
+IMAGE = "registry.example/yt8m-tfx:1.2.3"
+CLUSTER_FLAGS = ["--image", IMAGE, "--pipeline_root", "gs://bucket/yt8m",
+                 "--data_root", "gs://bucket/yt8m/2018/video",
+                 "--predict_data_pattern", "gs://bucket/yt8m/test/*.tfrecord",
+                 "--beam_runner", "dataflow", "--beam_arg=--project=p", "--beam_arg=--region=r",
+                 "--trainer_gpus", "2", "--model", "MoeModel", "--moe_num_mixtures", "4"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    output = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    assert main(["compile", "--output", str(output), *CLUSTER_FLAGS]) == 0
+    text = output.read_text()
+    spec = json_format.ParseDict(yaml.safe_load(text), pipeline_spec_pb2.PipelineSpec())
+    return text, spec, output
+
+
+def test_spec_has_the_local_pipelines_components(compiled):
+    _, spec, _ = compiled
+    local = create_pipeline(PipelineConfig(predict_data_pattern="/data/test/*.tfrecord"))
+    # The Resolver node compiles to one task per resolved channel.
+    tasks = {re.sub(r"-model(-blessing)?-resolver$", "", task) for task in spec.root.dag.tasks}
+    assert tasks == {component.id for component in local.components}
+    assert spec.pipeline_info.name == "yt8m"
+
+
+def test_executors_use_the_image_resources_and_runner_flags(compiled):
+    _, spec, _ = compiled
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    containers = {name.removesuffix("_executor"): e["container"]
+                  for name, e in executors.items() if "container" in e}
+    assert {c["image"] for c in containers.values()} == {IMAGE}
+    trainer = containers["Trainer"]
+    assert trainer["resources"]["cpuLimit"] == COMPONENT_RESOURCES["Trainer"].cpu
+    assert trainer["resources"]["accelerator"] == {"type": "nvidia.com/gpu", "count": "2"}
+    args = trainer["args"]
+    assert "--runner=DataflowRunner" in args and f"--sdk_container_image={IMAGE}" in args
+    assert "--project=p" in args and "--temp_location=gs://bucket/yt8m/beam_tmp" in args
+    custom_config = spec.root.dag.tasks["Trainer"].inputs.parameters["custom_config"]
+    training = json.loads(custom_config.runtime_value.constant_value.string_value)["training"]
+    assert training["model_hparams"] == {"moe_num_mixtures": 4}
+    assert training["distribution"] == "mirrored"  # GPUs asked for: use them all
+    assert training["train_dir"] == "gs://bucket/yt8m/train_dir/MoeModel"
+
+
+def test_every_project_module_path_in_the_spec_imports(compiled):
+    text, _, _ = compiled
+    project_path = r"(?<![\w.])(?:trainer_module|components|pipeline|serving)(?:\.\w+)+"
+    paths = set(re.findall(project_path, text))
+    assert {"trainer_module.train.run_fn", "trainer_module.transform.preprocessing_fn",
+            "components.tfma_metrics", "components.batch_predict.BatchPredict_Executor"} <= paths
+    for path in paths:
+        module, _, attribute = path.rpartition(".")
+        try:
+            importlib.import_module(path)
+        except ImportError:
+            assert hasattr(importlib.import_module(module), attribute), path
+
+
+def test_bad_output_name_is_one_line(capsys, tmp_path):
+    assert main(["compile", "--output", str(tmp_path / "p.json"), *CLUSTER_FLAGS]) == 2
+    assert "--output must be a .yaml file" in capsys.readouterr().err
+
+
+class FakeKfpApi:
+    """Stands in for the network under kfp.Client: records requests, answers like KFP 2.x."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, url, body=None, fields=None, **kwargs):
+        self.requests.append((method, url, json.loads(body) if body else fields))
+        path = urllib3.util.parse_url(url).path
+        answers = {
+            ("GET", "/apis/v2beta1/healthz"): {"multi_user": False},
+            ("GET", "/apis/v2beta1/experiments"): {},
+            ("POST", "/apis/v2beta1/experiments"): {"experiment_id": "exp-1",
+                                                    "display_name": "yt8m"},
+            ("POST", "/apis/v2beta1/runs"): {"run_id": "run-1", "experiment_id": "exp-1"},
+        }
+        status = 200 if (method, path) in answers else 404
+        data = json.dumps(answers.get((method, path), {"error": path})).encode()
+        return urllib3.HTTPResponse(body=data, status=status, preload_content=True,
+                                    headers={"Content-Type": "application/json"})
+
+
+def test_submission_sends_the_compiled_spec_and_pipeline_root(compiled, monkeypatch, capsys):
+    _, spec, package = compiled
+    api = FakeKfpApi()
+    monkeypatch.setattr(urllib3.PoolManager, "request",
+                        lambda pool, *args, **kwargs: api.request(*args, **kwargs))
+    assert main(["submit", "--host", "http://kfp.example:8888", "--package", str(package),
+                 "--pipeline_root", "gs://other/root", "--experiment", "yt8m",
+                 "--run_name", "nightly"]) == 0
+    assert "submitted run run-1" in capsys.readouterr().out
+
+    (method, url, run), = [r for r in api.requests if r[1].endswith("/apis/v2beta1/runs")]
+    assert method == "POST" and url.startswith("http://kfp.example:8888/")
+    assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
+    assert run["runtime_config"]["pipeline_root"] == "gs://other/root"
+    sent = json_format.ParseDict(run["pipeline_spec"], pipeline_spec_pb2.PipelineSpec())
+    assert sent == spec
+
+
+def test_submitting_a_missing_package_is_one_line(capsys, tmp_path):
+    assert main(["submit", "--host", "http://kfp.example", "--package",
+                 str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist; run `make compile-kfp` first" in capsys.readouterr().err

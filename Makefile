@@ -38,7 +38,16 @@ TF_SERVING_IMAGE ?= tensorflow/serving:2.16.1
 INPUT ?= data/sample/video/validate/*.tfrecord
 OUTPUT ?= predictions.csv
 
-.PHONY: help setup run-local test lint lock clean serve predict infer evaluate
+# Kubeflow knobs: make compile-kfp IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://…
+IMAGE ?= yt8m-tfx:0.1.0
+PIPELINE_ROOT ?= gs://YOUR_BUCKET/yt8m
+KFP_DATA_ROOT ?= $(PIPELINE_ROOT)/data/2018/video
+KFP_PACKAGE ?= build/kfp/pipeline.yaml
+KFP_HOST ?=
+EXPERIMENT ?= yt8m
+
+.PHONY: help setup run-local test lint lock clean serve predict infer evaluate image \
+	compile-kfp submit-kfp
 
 help:
 	@echo "make run-local   run the TFX pipeline on the bundled real sample (sets up .venv first)"
@@ -50,6 +59,10 @@ help:
 	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
 	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
+	@echo "make image       build the pipeline image (Docker) as IMAGE=yt8m-tfx:0.1.0"
+	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
+	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
+	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
@@ -99,6 +112,19 @@ infer: setup
 
 evaluate: setup
 	$(PY) -m pipeline.evaluate --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
+
+image:
+	docker build -t $(IMAGE) .
+
+compile-kfp: setup
+	$(PY) -m pipeline.kubeflow_runner compile --image=$(IMAGE) --pipeline_root=$(PIPELINE_ROOT) \
+		--data_root=$(KFP_DATA_ROOT) --output=$(KFP_PACKAGE) $(ARGS)
+
+submit-kfp: setup
+	@if [ -z "$(KFP_HOST)" ]; then echo "error: set KFP_HOST=https://<your KFP endpoint>" >&2; exit 2; fi
+	@[ -f $(KFP_PACKAGE) ] || $(MAKE) --no-print-directory compile-kfp
+	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
+		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

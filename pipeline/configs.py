@@ -24,6 +24,7 @@ BEAM_RUNNERS = {
 }
 
 TRAIN_PATTERN = "train/*.tfrecord"
+SPLIT_DIRS = ("train", "validate")  # as an Examples artifact's folders: Split-train, …
 EVAL_PATTERN = "validate/*.tfrecord"
 
 
@@ -45,6 +46,9 @@ class PipelineConfig:
     warm_start: bool = False  # start training from the last blessed model's weights
     # Shards (absolute glob) the blessed model writes a predictions CSV for; None: no step.
     predict_data_pattern: str | None = None
+    # Use the shards in place (data_root/Split-train, data_root/Split-validate) as the Examples
+    # artifact instead of ImportExampleGen's copy; see README "From laptop to cluster".
+    import_examples: bool = False
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--serving_model_dir",
                        help="the Pusher's destination (default: <pipeline_root>/serving_model)")
     where.add_argument("--predict_data_pattern", help="shards for the BatchPredict step")
+    where.add_argument("--import_examples", action="store_true",
+                       help="use the shards in place (data_root/Split-train, Split-validate) "
+                            "instead of ImportExampleGen's copy")
     where.add_argument("--beam_runner", choices=sorted(BEAM_RUNNERS), default="direct")
     where.add_argument("--beam_arg", action="append", default=[],
                        help="an extra Beam argument (repeatable), e.g. --beam_arg=--project=P")
@@ -116,6 +119,7 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         train_steps=args.train_steps, gap_floor=args.gap_floor,
         max_gap_regression=args.max_gap_regression, enable_cache=not args.no_cache,
         warm_start=args.warm_start, predict_data_pattern=args.predict_data_pattern,
+        import_examples=args.import_examples,
         beam_pipeline_args=beam_pipeline_args(args.beam_runner, args.image, root,
                                               args.beam_arg),
         training=training)

@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 
 from components.batch_predict import BatchPredict
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
-from pipeline.configs import PIPELINE_NAME, PipelineConfig
+from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY
 
 RUN_FN = "trainer_module.train.run_fn"
@@ -54,28 +54,41 @@ def create_pipeline(config: PipelineConfig,
     custom_config = {"training": config.training.to_dict()}
 
     frame_level = config.training.feature_spec().is_frame_level
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=config.data_root,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
-            tfx.proto.Input.Split(name="validate", pattern=config.eval_pattern),
-        ]),
-        payload_format=(tfx.proto.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE if frame_level
-                        else tfx.proto.PayloadFormat.FORMAT_TF_EXAMPLE))
+    payload_format = (tfx.proto.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE if frame_level
+                      else tfx.proto.PayloadFormat.FORMAT_TF_EXAMPLE)
+    if config.import_examples:
+        # Shards already laid out as an Examples artifact: register them, copy nothing.
+        example_gen = tfx.dsl.Importer(
+            source_uri=config.data_root,
+            artifact_type=tfx.types.standard_artifacts.Examples,
+            properties={"split_names": json.dumps(list(SPLIT_DIRS))},
+            custom_properties={"payload_format":
+                               tfx.proto.PayloadFormat.Name(payload_format)},
+        ).with_id("ImportExamples")
+        examples = example_gen.outputs["result"]
+    else:
+        example_gen = tfx.components.ImportExampleGen(
+            input_base=config.data_root,
+            input_config=tfx.proto.Input(splits=[
+                tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
+                tfx.proto.Input.Split(name="validate", pattern=config.eval_pattern),
+            ]),
+            payload_format=payload_format)
+        examples = example_gen.outputs["examples"]
     if frame_level:
         # SchemaGen cannot infer SequenceExample tensor representations: use the curated one.
         schema_gen = tfx.components.ImportSchemaGen(schema_file=FRAME_LEVEL_SCHEMA)
         statistics_gen = tfx.components.StatisticsGen(
-            examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
+            examples=examples, schema=schema_gen.outputs["schema"])
     else:
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+        statistics_gen = tfx.components.StatisticsGen(examples=examples)
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=custom_config,
@@ -94,7 +107,7 @@ def create_pipeline(config: PipelineConfig,
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=example_gen.outputs["examples"],
+        examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
@@ -104,7 +117,7 @@ def create_pipeline(config: PipelineConfig,
     )
 
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["validate"],

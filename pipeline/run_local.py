@@ -15,7 +15,13 @@ import sys
 import warnings
 
 from pipeline import preflight
-from pipeline.configs import EVAL_PATTERN, SAMPLE_DATA_ROOT, TRAIN_PATTERN, PipelineConfig
+from pipeline.configs import (
+    EVAL_PATTERN,
+    SAMPLE_DATA_ROOT,
+    SPLIT_DIRS,
+    TRAIN_PATTERN,
+    PipelineConfig,
+)
 from pipeline.flags import add_blessing_flags, add_training_flags, training_config_from_args
 from trainer_module.features import FeatureSpecError
 
@@ -40,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--predict_data_pattern",
                      help="also write a predictions CSV of the blessed model for these shards "
                           "(e.g. the unlabelled test partition)")
+    run.add_argument("--import_examples", action="store_true",
+                     help="use the shards in place as the Examples artifact (data_root must "
+                          "hold Split-train/ and Split-validate/) instead of copying them")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
@@ -72,6 +81,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     training = dataclasses.replace(training, train_dir=os.path.abspath(training.train_dir))
     train_glob = args.train_data_pattern or os.path.join(args.data_root, TRAIN_PATTERN)
     eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
+    if args.import_examples:
+        train_glob, eval_glob = (os.path.join(args.data_root, f"Split-{split}", "*")
+                                 for split in SPLIT_DIRS)
     patterns = {"--train_data_pattern": train_glob, "--eval_data_pattern": eval_glob}
     if args.predict_data_pattern:
         patterns["--predict_data_pattern"] = args.predict_data_pattern
@@ -87,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         enable_cache=not args.no_cache, warm_start=args.warm_start,
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
                               if args.predict_data_pattern else None),
+        import_examples=args.import_examples,
         training=training)
     return config, files
 

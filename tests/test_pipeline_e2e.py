@@ -93,3 +93,20 @@ def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root
     cli_metrics = evaluate_saved_model(
         result.pushed_path, os.path.join(tiny_frame_root, "validate", "*.tfrecord"))
     assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4
+
+
+def test_imported_examples_are_used_in_place(tmp_path, tiny_data_root):
+    data = tmp_path / "examples"
+    for split in ("train", "validate"):
+        os.makedirs(data / f"Split-{split}")
+        for name in os.listdir(os.path.join(tiny_data_root, split)):
+            os.symlink(os.path.join(tiny_data_root, split, name), data / f"Split-{split}" / name)
+    pipeline_root = tmp_path / "pipeline_root"
+    assert main(["--import_examples", "--data_root", str(data), "--pipeline_root",
+                 str(pipeline_root), "--serving_model_dir", str(tmp_path / "serving"),
+                 "--train_steps", "20", "--batch_size", "128"]) == 0
+    assert "ImportExampleGen" not in os.listdir(pipeline_root), "no copy of the shards"
+    result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    cli_metrics = evaluate_saved_model(result.pushed_path, str(data / "Split-validate" / "*"))
+    assert cli_metrics["num_examples"] == result.metrics["example_count"]
+    assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4

@@ -46,7 +46,7 @@ KFP_PACKAGE ?= build/kfp/pipeline.yaml
 KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
-.PHONY: help setup run-local test lint lock clean serve predict infer evaluate image \
+.PHONY: help setup run-local test lint lock clean serve predict infer evaluate bench image \
 	compile-kfp submit-kfp
 
 help:
@@ -63,6 +63,7 @@ help:
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
+	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
@@ -125,6 +126,9 @@ submit-kfp: setup
 	@[ -f $(KFP_PACKAGE) ] || $(MAKE) --no-print-directory compile-kfp
 	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
 		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
+
+bench: setup $(FRAME_SAMPLE)/.done
+	$(PY) -m bench.run $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

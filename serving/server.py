@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
-import json
 import logging
 import re
 import sys
@@ -29,6 +28,7 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import tensorflow as tf
 from flask import Flask, Response, request
 from google.protobuf import json_format
@@ -191,9 +191,10 @@ def _inputs_from_body(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict
 
 
 def _json_value(name: str, tensor: tf.Tensor):
+    """A numpy array for numbers (orjson writes them fast and exactly), lists for strings."""
     array = tensor.numpy()
     if tensor.dtype != tf.string:
-        return array.tolist()
+        return array
 
     def encode(raw: bytes):
         if name.endswith("_bytes"):
@@ -225,7 +226,7 @@ def predict(model: LoadedModel, body: Any) -> dict:
     values = {name: _json_value(name, tensor) for name, tensor in sorted(outputs.items())}
     if not row_format:
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
-    batch_sizes = {len(v) if isinstance(v, list) else None for v in values.values()}
+    batch_sizes = {len(v) if np.ndim(v) > 0 else None for v in values.values()}
     if len(batch_sizes) != 1 or None in batch_sizes:
         raise ServingError("Tensors in the output do not share a batch dimension; use the "
                            "columnar 'inputs' format")
@@ -256,7 +257,9 @@ def metadata(name: str, model: LoadedModel) -> dict:
 # --- HTTP ------------------------------------------------------------------------------------
 
 def _json_response(body: dict, status_code: int = 200) -> Response:
-    return Response(json.dumps(body), status=status_code, mimetype="application/json")
+    # orjson writes float32 arrays in their shortest exact form, ~15x faster than json.
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status=status_code,
+                    mimetype="application/json")
 
 
 def create_app(registry: ModelRegistry,
@@ -287,8 +290,8 @@ def create_app(registry: ModelRegistry,
                 raise ServingError(f"{match['verb']} needs a classification or regression "
                                    "signature; this model has predict signatures only")
             try:
-                body = json.loads(request.get_data())
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                body = orjson.loads(request.get_data())
+            except orjson.JSONDecodeError as error:
                 raise ServingError(f"JSON Parse error: {error}") from None
             return _json_response(predict(model, body))
         if request.method != "GET":

@@ -64,6 +64,11 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
         serialized, context_features=context_spec,
         sequence_features={name: tf.io.RaggedFeature(tf.string) for name in spec.names})
     parsed = dict(context)
+    lengths = tf.minimum(sequences[spec.names[0]].row_lengths(), max_frames)
+    # Padding to the batch's longest video (at most max_frames) also truncates, with no
+    # ragged slicing: to_tensor drops frames beyond the shape.
+    frames_axis = tf.cast(tf.reduce_max(tf.concat([lengths, [0]], 0)), tf.int64)
+    batch = tf.shape(serialized, out_type=tf.int64)[0]
     for name, size in spec.items():
         frames = sequences[name]
         codes = tf.io.decode_raw(frames.flat_values, tf.uint8)
@@ -72,9 +77,10 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
             message=f"frame feature {name!r}: each frame must be {size} bytes")
         values = tf.RaggedTensor.from_row_splits(
             dequantize(tf.reshape(codes, [-1, size])), frames.row_splits)
-        parsed[name] = values[:, :max_frames].to_tensor(shape=[None, None, size])
-    first = sequences[spec.names[0]]
-    parsed[NUM_FRAMES_KEY] = tf.cast(tf.minimum(first.row_lengths(), max_frames), tf.int32)
+        parsed[name] = values.to_tensor(
+            shape=tf.stack([batch, frames_axis, tf.constant(size, tf.int64)]))
+        parsed[name].set_shape([None, None, size])
+    parsed[NUM_FRAMES_KEY] = tf.cast(lengths, tf.int32)
     if with_ids:
         _merge_video_ids(parsed)
     return parsed

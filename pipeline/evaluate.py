@@ -49,7 +49,8 @@ def evaluate_saved_model(model_dir: str, eval_data_pattern: str,
     config = load_training_config(model_dir)
     spec = config.feature_spec()
     metrics = EvaluationMetrics(config.num_classes, config.top_k)
-    for records, _, scores in score_shards(model_dir, files, batch_size):
+    for records, _, outputs in score_shards(model_dir, files, batch_size):
+        scores = outputs["scores"]
         labels = parse_examples(records, spec, with_labels=True,
                                 max_frames=config.max_frames)[LABELS_KEY]
         try:

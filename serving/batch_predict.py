@@ -47,8 +47,8 @@ def format_csv_row(video_id: str, class_ids, scores) -> str:
 
 
 def score_shards(model_dir: str, files: list[str], batch_size: int
-                 ) -> Iterator[tuple[object, list[str], np.ndarray]]:
-    """(serialized records, video ids, scores [batch, num_classes]) of every batch of
+                 ) -> Iterator[tuple[object, list[str], dict[str, np.ndarray]]]:
+    """(serialized records, video ids, the signature's outputs as numpy) of every batch of
     `files`, in order."""
     import tensorflow as tf
 
@@ -56,14 +56,15 @@ def score_shards(model_dir: str, files: list[str], batch_size: int
     for path in files:
         compression = "GZIP" if path.endswith(".gz") else ""
         try:
-            for batch in tf.data.TFRecordDataset(path, compression).batch(batch_size):
+            records = tf.data.TFRecordDataset(path, compression).batch(batch_size).prefetch(1)
+            for batch in records:
                 outputs = serve(examples=batch)
                 video_ids = [v.decode("utf-8") for v in outputs["video_id"].numpy()]
                 if "" in video_ids:
                     raise BatchPredictError(
                         f"{path}: a record has neither an 'id' (2018) nor a 'video_id' (2017) "
                         "feature")
-                yield batch, video_ids, outputs["scores"].numpy()
+                yield batch, video_ids, {k: v.numpy() for k, v in outputs.items()}
         except tf.errors.DataLossError:
             raise BatchPredictError(f"{path}: corrupt or truncated TFRecord file") from None
         except tf.errors.InvalidArgumentError as error:
@@ -88,8 +89,13 @@ def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: 
         with open(partial, "w") as out, tqdm(unit=" videos", desc="predicting",
                                               disable=not progress, file=sys.stderr) as bar:
             out.write(CSV_HEADER + "\n")
-            for _, video_ids, scores in score_shards(model_dir, files, batch_size):
-                class_ids, top_scores = top_k(scores, top_k_classes)
+            for _, video_ids, outputs in score_shards(model_dir, files, batch_size):
+                if top_k_classes <= outputs["top_k_class_ids"].shape[1]:
+                    # The model's own top-k (same scores, computed in the graph).
+                    class_ids = outputs["top_k_class_ids"][:, :top_k_classes]
+                    top_scores = outputs["top_k_scores"][:, :top_k_classes]
+                else:
+                    class_ids, top_scores = top_k(outputs["scores"], top_k_classes)
                 for row in zip(video_ids, class_ids, top_scores, strict=True):
                     out.write(format_csv_row(*row) + "\n")
                 count += len(video_ids)

@@ -65,6 +65,13 @@ def test_2017_keys_without_labels_and_top_k(tmp_path, serving_base):
     predictions = read_predictions(output)
     assert list(predictions) == [f"yt{i}" for i in range(5)]
     assert all(len(class_ids) == 3 for class_ids, _ in predictions.values())
+    # More classes than the model's in-graph top 20: taken from its full scores.
+    assert predict_main(["--model_dir", serving_base, "--top_k", "25", "--input_data_pattern",
+                         str(tmp_path / "*.gz"), "--output_file", str(output)]) == 0
+    longer = read_predictions(output)
+    for video_id, (class_ids, scores) in longer.items():
+        assert len(class_ids) == 25 and class_ids[:3] == predictions[video_id][0]
+        assert (np.diff(scores) <= 0).all()
 
 
 @pytest.mark.parametrize("make_input,message", [

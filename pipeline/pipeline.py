@@ -8,6 +8,7 @@ import os
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.anomalies_gate import StopOnAnomalies
 from components.batch_predict import BatchPredict
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
@@ -82,10 +83,13 @@ def create_pipeline(config: PipelineConfig,
             examples=examples, schema=schema_gen.outputs["schema"])
     else:
         statistics_gen = tfx.components.StatisticsGen(examples=examples)
+        # The schema describes the training data; the validate split is checked against it.
         schema_gen = tfx.components.SchemaGen(
-            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
+            exclude_splits=["validate"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    anomalies_gate = StopOnAnomalies(anomalies=example_validator.outputs["anomalies"])
 
     transform = tfx.components.Transform(
         examples=examples,
@@ -98,6 +102,7 @@ def create_pipeline(config: PipelineConfig,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         disable_statistics=True,
     )
+    transform.add_upstream_node(anomalies_gate)  # no training on data that breaks the schema
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -132,8 +137,8 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.serving_model_dir)),
     )
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  model_resolver, trainer, evaluator, pusher]
+    components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
+                  transform, model_resolver, trainer, evaluator, pusher]
     if config.predict_data_pattern:
         components.append(BatchPredict(
             model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

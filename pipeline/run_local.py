@@ -139,6 +139,18 @@ def run(config: PipelineConfig) -> None:
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
 
 
+def failure_reason(error: BaseException) -> str:
+    """The data problem behind a failed run if there is one (anomalies), else the error."""
+    from components.anomalies_gate import DataAnomaliesError
+
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, DataAnomaliesError):
+            return f"{cause} (the run stopped before training)"
+        cause = cause.__cause__ or cause.__context__
+    return f"the pipeline failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -151,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Running pipeline on {config.data_root} "
           f"(train: {len(files['--train_data_pattern'])} shards, "
           f"validate: {len(files['--eval_data_pattern'])} shards), model {config.training.model}")
-    run(config)
+    try:
+        run(config)
+    except Exception as error:  # a component failed: its traceback is in the log above
+        print(f"error: {failure_reason(error)}", file=sys.stderr)
+        return 1
 
     from pipeline.summary import format_summary, latest_run_result
 

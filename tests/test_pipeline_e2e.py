@@ -1,8 +1,10 @@
 """The whole TFX pipeline with LocalDagRunner on a tiny real subset, run twice."""
 
 import os
+import shutil
 
 import pytest
+import tensorflow as tf
 
 from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
@@ -110,3 +112,23 @@ def test_imported_examples_are_used_in_place(tmp_path, tiny_data_root):
     cli_metrics = evaluate_saved_model(result.pushed_path, str(data / "Split-validate" / "*"))
     assert cli_metrics["num_examples"] == result.metrics["example_count"]
     assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4
+
+
+def test_anomalies_stop_the_run_before_training(tmp_path, tiny_data_root, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(os.path.join(tiny_data_root, "train"), data / "train")
+    os.makedirs(data / "validate")
+    # A validate shard whose videos lost their labels: the schema says every video has some.
+    with tf.io.TFRecordWriter(str(data / "validate" / "unlabelled.tfrecord")) as writer:
+        for record in tf.data.TFRecordDataset(str(data / "train" / "validate0000.tfrecord")):
+            example = tf.train.Example.FromString(record.numpy())
+            del example.features.feature["labels"]
+            writer.write(example.SerializeToString())
+    pipeline_root = tmp_path / "pipeline_root"
+    assert main(["--data_root", str(data), "--pipeline_root", str(pipeline_root),
+                 "--serving_model_dir", str(tmp_path / "serving"), "--train_steps", "5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ExampleValidator found anomalies: validate split, "
+                          "feature 'labels':")
+    assert err.endswith("(the run stopped before training)")
+    assert not (pipeline_root / "Trainer").exists() and not (tmp_path / "serving").exists()

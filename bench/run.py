@@ -88,7 +88,7 @@ def bench_training(models: list[str], timed_steps: dict[str, int]) -> list[dict]
                                BATCH_SIZE, shuffle=True, num_epochs=None, seed=0)
         keras.utils.set_random_seed(0)
         model = compile_model(config)
-        model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
+        model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
         steps = timed_steps["frame" if frame else "video"]
         start = time.perf_counter()
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     models = ["LogisticModel", "DbofModel"] if args.quick else sorted(MODELS)
-    timed_steps = {"video": 5, "frame": 1} if args.quick else {"video": 20, "frame": 3}
+    timed_steps = {"video": 5, "frame": 1} if args.quick else {"video": 20, "frame": 2}
     requests = {1: 20, 64: 5} if args.quick else {1: 200, 64: 30}
     growth = (1, 2) if args.quick else (1, 4, 16)
     rows: list[dict] = []

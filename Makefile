@@ -47,6 +47,7 @@ KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
 .PHONY: help setup run-local test lint lock clean serve predict infer evaluate bench image \
+	validate-data \
 	compile-kfp submit-kfp
 
 help:
@@ -63,6 +64,7 @@ help:
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
+	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
@@ -126,6 +128,9 @@ submit-kfp: setup
 	@[ -f $(KFP_PACKAGE) ] || $(MAKE) --no-print-directory compile-kfp
 	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
 		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
+
+validate-data: setup $(RUN_DEPS)
+	$(PY) -m pipeline.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
 
 bench: setup $(FRAME_SAMPLE)/.done
 	$(PY) -m bench.run $(ARGS)

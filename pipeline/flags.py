@@ -40,7 +40,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", default=training.model)
     model.add_argument("--feature_names", default=training.feature_names)
     model.add_argument("--feature_sizes", default=training.feature_sizes)
-    model.add_argument("--num_classes", type=int, default=training.num_classes)
+    model.add_argument("--num_classes", type=int,
+                       help=f"default: {training.num_classes} (2018 data); 4716 when the data "
+                            "is the 2017 release's (detected from its video_id key)")
     model.add_argument("--label_loss", default=training.label_loss)
     model.add_argument("--frame_features", action="store_true",
                        help="frame-level SequenceExamples (default features: rgb,audio)")
@@ -102,7 +104,8 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
                      if getattr(args, flag) is not None}
     return TrainingConfig(
-        model=args.model, **spec.to_dict(), num_classes=args.num_classes,
+        model=args.model, **spec.to_dict(),
+        num_classes=args.num_classes or TrainingConfig().num_classes,
         batch_size=args.batch_size, base_learning_rate=args.base_learning_rate,
         learning_rate_decay=args.learning_rate_decay,
         learning_rate_decay_examples=args.learning_rate_decay_examples,

@@ -25,6 +25,9 @@ from pipeline.configs import (
 from pipeline.flags import add_blessing_flags, add_training_flags, training_config_from_args
 from trainer_module.features import FeatureSpecError
 
+# Pre-flight reads every record of data up to this size (the bundled sample takes ~1 s).
+FULL_SCAN_BYTES = 2 * 1024**3
+
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = PipelineConfig()
@@ -104,12 +107,16 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     return config, files
 
 
-def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) -> None:
-    """Checks that need TensorFlow: the model/loss names and the first record's features."""
+def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
+                         num_classes_given: bool) -> tuple[PipelineConfig, list[str]]:
+    """Checks that need TensorFlow: model/loss names, the data's generation, features, labels
+    and integrity. Returns the config (adapted to 2017 data) and notes for the user."""
+    from pipeline.validate_data import GENERATIONS, detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
     from trainer_module.losses import LOSSES
     from trainer_module.models import build_model
 
+    notes = []
     training = config.training
     if training.label_loss not in LOSSES:
         raise preflight.PreflightError(
@@ -119,12 +126,28 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]]) ->
                     **training.model_hparams)
     except ValueError as error:
         raise preflight.PreflightError(str(error)) from None
-    for flag_files in files.values():
-        preflight.check_first_example(flag_files[0], training.feature_spec())
+    first = files["--train_data_pattern"][0]
+    generation = detect_generation(first)
+    classes_of_2017 = dict(GENERATIONS.values())["2017"]
+    if generation == "2017" and not num_classes_given:
+        training = dataclasses.replace(training, num_classes=classes_of_2017)
+        config = dataclasses.replace(config, training=training)
+        notes.append(f"note: {first} is 2017 YouTube-8M data (video_id, {classes_of_2017} "
+                     f"classes): using --num_classes={classes_of_2017}")
+    data_bytes = sum(os.path.getsize(f) for fs in files.values() for f in fs if "://" not in f)
+    if data_bytes <= FULL_SCAN_BYTES:
+        validate(files, training.feature_spec(), training.num_classes, training.max_frames,
+                 progress=False)
+    else:  # terabytes: check each pattern's first record; `make validate-data` reads all
+        for flag_files in files.values():
+            preflight.check_first_example(flag_files[0], training.feature_spec())
+        notes.append(f"note: {data_bytes / 1e9:.0f} GB of data: only the first record of each "
+                     "pattern was checked; `make validate-data` checks every record")
     try:
         check_train_dir(training)
     except CheckpointMismatchError as error:
         raise preflight.PreflightError(str(error)) from None
+    return config, notes
 
 
 def run(config: PipelineConfig) -> None:
@@ -155,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config, files = config_from_args(args)
-        check_model_and_data(config, files)
+        config, notes = check_model_and_data(config, files, args.num_classes is not None)
     except (preflight.PreflightError, FeatureSpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     configure_logging(args.verbose)
+    for note in notes:
+        print(note)
     print(f"Running pipeline on {config.data_root} "
           f"(train: {len(files['--train_data_pattern'])} shards, "
           f"validate: {len(files['--eval_data_pattern'])} shards), model {config.training.model}")

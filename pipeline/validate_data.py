@@ -70,11 +70,11 @@ def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None
             if progress is not None:
                 progress.update(int(batch.shape[0]))
     except tf.errors.DataLossError:
-        raise PreflightError(f"{path}: corrupt or truncated TFRecord file (CRC check failed "
-                             f"after {records} good records)") from None
+        raise PreflightError(f"{path}: corrupt or truncated TFRecord file (a CRC check or "
+                             "record length failed)") from None
     except tf.errors.InvalidArgumentError as error:
-        raise PreflightError(f"{path}: a record near record {records} does not match the "
-                             f"features: {op_error_reason(error.message)}") from None
+        raise PreflightError(f"{path}: records {records}-{records + BATCH - 1} do not match "
+                             f"the features: {op_error_reason(error.message)}") from None
     if records == 0:
         raise PreflightError(f"{path} holds no records")
     if largest >= num_classes:

@@ -47,7 +47,7 @@ KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
 .PHONY: help setup run-local test lint lock clean serve predict infer evaluate bench image \
-	validate-data \
+	validate-data download \
 	compile-kfp submit-kfp
 
 help:
@@ -64,6 +64,7 @@ help:
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
+	@echo "make download    PARTITION=2/video/train [MIRROR=us SHARD=1,100] DOWNLOAD_DIR=data/yt8m/2018/video/train"
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
@@ -128,6 +129,13 @@ submit-kfp: setup
 	@[ -f $(KFP_PACKAGE) ] || $(MAKE) --no-print-directory compile-kfp
 	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
 		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
+
+PARTITION ?= 2/video/validate
+MIRROR ?= us
+DOWNLOAD_DIR ?= data/yt8m/$(PARTITION)
+download: setup
+	$(PY) -m pipeline.download --partition=$(PARTITION) --mirror=$(MIRROR) \
+		--output_dir=$(DOWNLOAD_DIR) $(if $(SHARD),--shard=$(SHARD)) $(ARGS)
 
 validate-data: setup $(RUN_DEPS)
 	$(PY) -m pipeline.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)

@@ -132,3 +132,47 @@ def test_anomalies_stop_the_run_before_training(tmp_path, tiny_data_root, capsys
                           "feature 'labels':")
     assert err.endswith("(the run stopped before training)")
     assert not (pipeline_root / "Trainer").exists() and not (tmp_path / "serving").exists()
+
+
+def test_an_interrupted_run_resumes_from_cache_and_checkpoint(tmp_path, tiny_data_root):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pipeline_root, train_dir = tmp_path / "pipeline_root", tmp_path / "train_dir"
+    argv = ["--data_root", tiny_data_root, "--pipeline_root", str(pipeline_root),
+            "--serving_model_dir", str(tmp_path / "serving"), "--model", "MoeModel",
+            "--batch_size", "64", "--train_steps", "120", "--checkpoint_steps", "20",
+            "--train_dir", str(train_dir)]
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.run_local", *argv],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(train_dir.glob("ckpt-*.index")) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)  # as abrupt as a power cut
+    process.wait()
+    assert list(train_dir.glob("ckpt-*.index")), "training never reached a checkpoint"
+    assert not (tmp_path / "serving").exists()
+
+    assert main(argv) == 0
+    result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert result.training_history["resumed_from_step"] >= 20
+    assert result.training_history["final_step"] == 120
+    assert result.pushed_path
+    assert cached_components(str(pipeline_root / "metadata.sqlite")) >= {
+        "ImportExampleGen", "StatisticsGen", "SchemaGen", "Transform"}
+
+
+def cached_components(metadata_sqlite: str) -> set[str]:
+    """Components of the latest run that were taken from the cache, not executed."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.summary import _store
+
+    store = _store(metadata_sqlite)
+    latest = max(store.get_contexts_by_type("pipeline_run"),
+                 key=lambda c: (c.create_time_since_epoch, c.id))
+    names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return {names[e.type_id] for e in store.get_executions_by_context(latest.id)
+            if e.last_known_state == metadata_store_pb2.Execution.CACHED}

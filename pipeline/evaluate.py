@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from serving.batch_predict import BatchPredictError, score_shards
+from serving.batch_predict import BatchPredictError
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 
 
@@ -21,48 +21,28 @@ class EvaluationError(Exception):
     """Data or model that cannot be evaluated; the message says which."""
 
 
-def load_training_config(model_dir: str):
-    """The TrainingConfig the exported model was trained with (assets.extra/)."""
-    from trainer_module.config import CONFIG_FILENAME, TrainingConfig
-    from trainer_module.export import EXTRA_ASSETS_DIR
-
-    path = os.path.join(model_dir, EXTRA_ASSETS_DIR, CONFIG_FILENAME)
-    if not os.path.exists(path):
-        raise EvaluationError(f"{model_dir} was not exported by this project (no {path})")
-    with open(path) as f:
-        return TrainingConfig.from_dict(json.load(f))
-
-
-def evaluate_saved_model(model_dir: str, eval_data_pattern: str,
-                         batch_size: int = 256) -> dict[str, float]:
-    """The four metrics and `num_examples` of the model in `model_dir` (or its latest version)."""
-    import tensorflow as tf
-
-    from trainer_module.features import LABELS_KEY, multi_hot
-    from trainer_module.metrics import EvaluationMetrics
-    from trainer_module.reader import parse_examples
+def evaluate_saved_model(model_dir: str, eval_data_pattern: str, batch_size: int = 256,
+                         report_path: str | None = None) -> dict[str, float]:
+    """The four metrics and `num_examples` of the model in `model_dir` (or its latest
+    version); with `report_path`, also writes the HTML evaluation report there."""
+    from components.evaluation_report import score_labelled_files
 
     files = sorted(glob.glob(eval_data_pattern))
     if not files:
         raise EvaluationError(f"--eval_data_pattern {eval_data_pattern} matches no files")
     model_dir = resolve_model_dir(model_dir)
-    config = load_training_config(model_dir)
-    spec = config.feature_spec()
-    metrics = EvaluationMetrics(config.num_classes, config.top_k)
-    for records, _, outputs in score_shards(model_dir, files, batch_size):
-        scores = outputs["scores"]
-        labels = parse_examples(records, spec, with_labels=True,
-                                max_frames=config.max_frames)[LABELS_KEY]
-        try:
-            metrics.add(scores, multi_hot(labels, config.num_classes).numpy())
-        except tf.errors.InvalidArgumentError:
-            raise EvaluationError(
-                f"{eval_data_pattern}: a label is outside the model's {config.num_classes} "
-                "classes (2017 data has 4,716 classes, 2018 data 3,862)") from None
-    if not metrics.positives_per_class.any():
+    try:
+        report = score_labelled_files(model_dir, files, batch_size)
+    except ValueError as error:
+        raise EvaluationError(f"{eval_data_pattern}: {error}") from None
+    if not report.overall.positives_per_class.any():
         raise EvaluationError(f"{eval_data_pattern} has no labels; evaluation needs labelled "
                               "data (score unlabelled shards with serving.batch_predict)")
-    return metrics.result()
+    if report_path:
+        with open(report_path, "w") as f:
+            f.write(report.html("YouTube-8M evaluation report",
+                                {"model": model_dir, "data": eval_data_pattern}))
+    return report.metrics()
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -79,13 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_data_pattern", required=True, help="glob of labelled shards")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--output_json", help="also write the metrics to this file")
+    parser.add_argument("--report", default="evaluation_report.html",
+                        help="the HTML evaluation report to write ('' for none)")
     args = parser.parse_args(argv)
     try:
-        metrics = evaluate_saved_model(args.model_dir, args.eval_data_pattern, args.batch_size)
+        metrics = evaluate_saved_model(args.model_dir, args.eval_data_pattern, args.batch_size,
+                                       args.report or None)
     except (EvaluationError, BatchPredictError, ModelNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_metrics(metrics))
+    if args.report:
+        print(f"Report:   {os.path.abspath(args.report)}")
     if args.output_json:
         with open(args.output_json, "w") as f:
             json.dump(metrics, f, indent=2)

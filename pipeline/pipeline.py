@@ -10,6 +10,7 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
 from components.batch_predict import BatchPredict
+from components.evaluation_report import EvaluationReport
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY
@@ -137,8 +138,9 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.serving_model_dir)),
     )
 
+    report = EvaluationReport(model=trainer.outputs["model"], examples=examples)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                  transform, model_resolver, trainer, evaluator, pusher]
+                  transform, model_resolver, trainer, evaluator, report, pusher]
     if config.predict_data_pattern:
         components.append(BatchPredict(
             model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

@@ -28,6 +28,7 @@ class RunResult:
     evaluation_uri: str
     training_history: dict  # resumed_from_step, final_step, warm_started_from
     predictions_csv: str | None = None  # the BatchPredict step's CSV, if it ran and predicted
+    report_html: str | None = None  # the EvaluationReport step's page
 
 
 def _training_history(model_uri: str) -> dict:
@@ -77,6 +78,14 @@ def _load_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, floa
     return candidate, baseline
 
 
+def _report_path(artifact) -> str | None:
+    if artifact is None:
+        return None
+    from components.evaluation_report import REPORT_FILENAME
+
+    return os.path.join(artifact.uri, REPORT_FILENAME)
+
+
 def latest_run_result(metadata_sqlite: str) -> RunResult:
     """The candidate model's metrics, blessing and push destination of the latest run."""
     artifacts = _latest_run_artifacts(_store(metadata_sqlite))
@@ -104,6 +113,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         evaluation_uri=evaluation.uri,
         training_history=_training_history(artifacts["Model"].uri),
         predictions_csv=predictions_csv,
+        report_html=_report_path(artifacts.get("HtmlReport")),
     )
 
 
@@ -129,6 +139,8 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")
     lines.append(f"Evaluation:  {result.evaluation_uri}")
+    if result.report_html:
+        lines.append(f"Report:      {result.report_html}")
     if result.predictions_csv:
         lines.append(f"Predictions: {result.predictions_csv}")
     if result.model_run_uri:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -127,8 +128,8 @@ def test_json_conversion_names_the_bad_line(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "out.csv")
 
 
-def test_evaluation_cli_matches_metrics_of_in_process_scores(serving_base, tiny_data_root,
-                                                            capsys):
+def test_evaluation_cli_matches_metrics_and_writes_the_report(serving_base, tiny_data_root,
+                                                             capsys, tmp_path):
     pattern = os.path.join(tiny_data_root, "validate", "*.tfrecord")
     _, scores = in_process(os.path.join(serving_base, "1"), pattern)
     spec = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
@@ -137,13 +138,24 @@ def test_evaluation_cli_matches_metrics_of_in_process_scores(serving_base, tiny_
     expected.add(scores, labels)
     assert evaluate_saved_model(serving_base, pattern) == pytest.approx(expected.result())
 
-    assert evaluate_main(["--model_dir", serving_base, "--eval_data_pattern", pattern]) == 0
+    report = tmp_path / "report.html"
+    assert evaluate_main(["--model_dir", serving_base, "--eval_data_pattern", pattern,
+                          "--report", str(report)]) == 0
     assert f"GAP@20    {expected.result()['gap']:.4f}" in capsys.readouterr().out
+
+    # The report: metrics table, per-vertical section, embedded PNG plots.
+    page = report.read_text()
+    assert f"<td>GAP@20</td><td>{expected.result()['gap']:.4f}</td>" in page
+    assert "<h2 id='verticals'>GAP per top-level vertical</h2>" in page
+    verticals = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td><td>([\d.]+)</td></tr>", page)
+    assert ("Games" in {v for v, _, _ in verticals}
+            and all(int(n) <= expected.result()["num_examples"] for _, n, _ in verticals))
+    assert page.count("<img src='data:image/png;base64,") == 3
 
 
 def test_evaluation_of_unlabelled_data_is_refused(tmp_path, capsys, serving_base):
     rows = [{k: v for k, v in r.items() if k != "labels"} for r in random_rows(3)]
     write_video_examples(str(tmp_path / "test.tfrecord"), rows)
     assert evaluate_main(["--model_dir", serving_base, "--eval_data_pattern",
-                          str(tmp_path / "*.tfrecord")]) == 2
+                          str(tmp_path / "*.tfrecord"), "--report", ""]) == 2
     assert "has no labels; evaluation needs labelled data" in capsys.readouterr().err

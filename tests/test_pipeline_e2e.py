@@ -36,6 +36,10 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     for name in ("gap", "map", "hit_at_one", "perr"):
         assert abs(first.metrics[name] - cli_metrics[name]) < 1e-4, name
     assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
+    assert f"Report:      {first.report_html}" in summary
+    with open(first.report_html) as f:
+        page = f.read()
+    assert f"<td>GAP@20</td><td>{first.metrics['gap']:.4f}</td>" in page
 
     # The pipeline's predict step wrote what `make infer` writes for the pushed model.
     assert f"Predictions: {first.predictions_csv}" in summary

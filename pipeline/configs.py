@@ -49,6 +49,7 @@ class PipelineConfig:
     # Use the shards in place (data_root/Split-train, data_root/Split-validate) as the Examples
     # artifact instead of ImportExampleGen's copy; see README "From laptop to cluster".
     import_examples: bool = False
+    tune_trials: int = 0  # > 0: a Tuner step searches this many trials before the Trainer
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 

@@ -16,6 +16,7 @@ from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY
 
 RUN_FN = "trainer_module.train.run_fn"
+TUNER_FN = "trainer_module.tuning.tuner_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
 FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
@@ -111,6 +112,16 @@ def create_pipeline(config: PipelineConfig,
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
 
+    tuner = None
+    if config.tune_trials:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=examples,
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
+            custom_config={**custom_config, "tuning": {"max_trials": config.tune_trials}},
+        )
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=examples,
@@ -120,6 +131,7 @@ def create_pipeline(config: PipelineConfig,
         eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
         custom_config=custom_config,
         base_model=model_resolver.outputs["model"] if config.warm_start else None,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
 
     evaluator = tfx.components.Evaluator(
@@ -140,7 +152,8 @@ def create_pipeline(config: PipelineConfig,
 
     report = EvaluationReport(model=trainer.outputs["model"], examples=examples)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                  transform, model_resolver, trainer, evaluator, report, pusher]
+                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
+                  report, pusher]
     if config.predict_data_pattern:
         components.append(BatchPredict(
             model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

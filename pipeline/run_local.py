@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--import_examples", action="store_true",
                      help="use the shards in place as the Examples artifact (data_root must "
                           "hold Split-train/ and Split-validate/) instead of copying them")
+    run.add_argument("--tune", type=int, default=0, metavar="TRIALS",
+                     help="add a Tuner step: random search of this many trials (learning "
+                          "rate, regularization, MoE experts), each --train_steps long; the "
+                          "Trainer uses the best")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
@@ -102,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         enable_cache=not args.no_cache, warm_start=args.warm_start,
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
                               if args.predict_data_pattern else None),
-        import_examples=args.import_examples,
+        import_examples=args.import_examples, tune_trials=args.tune,
         training=training)
     return config, files
 

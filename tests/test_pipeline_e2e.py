@@ -180,3 +180,27 @@ def cached_components(metadata_sqlite: str) -> set[str]:
     names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
     return {names[e.type_id] for e in store.get_executions_by_context(latest.id)
             if e.last_known_state == metadata_store_pb2.Execution.CACHED}
+
+
+def test_tuner_step_searches_and_the_trainer_uses_the_best(tmp_path, tiny_data_root):
+    import glob
+    import json
+
+    from trainer_module.tuning import LEARNING_RATES
+
+    pipeline_root = tmp_path / "pipeline_root"
+    assert main(["--tune", "2", "--data_root", tiny_data_root, "--pipeline_root",
+                 str(pipeline_root), "--serving_model_dir", str(tmp_path / "serving"),
+                 "--train_steps", "10", "--batch_size", "128"]) == 0
+    (best_file,) = glob.glob(str(pipeline_root / "Tuner" / "best_hyperparameters" / "*" / "*"))
+    with open(best_file) as f:
+        best = json.load(f)["values"]
+    result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    with open(os.path.join(result.pushed_path, "assets.extra", "training_config.json")) as f:
+        trained = json.load(f)
+    assert best["base_learning_rate"] in LEARNING_RATES
+    assert trained["base_learning_rate"] == best["base_learning_rate"]
+    assert trained["regularization_penalty"] == best["regularization_penalty"]
+    (results_file,) = glob.glob(str(pipeline_root / "Tuner" / "tuner_results" / "*" / "*.json"))
+    with open(results_file) as f:
+        assert len(json.load(f)) == 2  # one row per trial

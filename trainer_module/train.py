@@ -122,6 +122,13 @@ def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
+    if fn_args.hyperparameters:  # the Tuner's best values (recorded with the model)
+        import keras_tuner
+
+        from trainer_module.tuning import apply_hyperparameters
+
+        best = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
+        config = apply_hyperparameters(config, best.values)
     tft_layer = None
     if fn_args.transform_output:
         tft_layer = tft.TFTransformOutput(fn_args.transform_output).transform_features_layer()

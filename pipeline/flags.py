@@ -29,7 +29,7 @@ MODEL_HPARAM_FLAGS = {
     "netvlad_add_batch_norm": _bool_flag, "lightvlad": _bool_flag,
     "fv_cluster_size": int, "fv_hidden_size": int, "fv_add_batch_norm": _bool_flag,
     "fv_couple_weights": _bool_flag, "fv_coupling_factor": float,
-    "lstm_cells": int, "lstm_layers": int,
+    "lstm_cells": int, "lstm_layers": int, "mlp_hidden_size": int, "mlp_dropout": float,
 }
 
 

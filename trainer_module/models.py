@@ -89,7 +89,28 @@ class MoeModel:
         return probabilities
 
 
-VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (LogisticModel, MoeModel)}
+class MlpMoeModel:
+    """Batch-normalised features → a ReLU hidden layer with dropout and Context Gating → MoE
+    (with Context Gating on the probabilities): the strongest video-level model here."""
+
+    def __init__(self, mlp_hidden_size: int = 2048, mlp_dropout: float = 0.5,
+                 gating: bool = True, **hparams):
+        self.hidden_size = mlp_hidden_size
+        self.dropout = mlp_dropout
+        self.gating = gating
+        self.classifier = MoeModel(**{"moe_prob_gating": True, **hparams})
+
+    def __call__(self, model_input, vocab_size: int):
+        x = keras.layers.BatchNormalization(name="input_bn")(model_input)
+        x = keras.layers.Dense(self.hidden_size, use_bias=False, name="hidden")(x)
+        x = keras.layers.Activation("relu")(keras.layers.BatchNormalization(name="hidden_bn")(x))
+        x = keras.layers.Dropout(self.dropout)(x)
+        if self.gating:
+            x = ContextGating(name="hidden_gating")(x)
+        return self.classifier(x, vocab_size)
+
+
+VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (LogisticModel, MoeModel, MlpMoeModel)}
 
 
 def _video_level_classifier(name: str, hparams: dict):

@@ -30,7 +30,7 @@ REPORT_FILENAME = "evaluation_report.html"
 class HtmlReport(Artifact):
     """A self-contained HTML evaluation report."""
 
-    TYPE_NAME = "HtmlReport"
+    TYPE_NAME = "yt8m.HtmlReport"  # KFP needs "<namespace>.<Name>"
 
 
 class ReportAccumulator:

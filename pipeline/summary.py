@@ -78,12 +78,11 @@ def _load_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, floa
     return candidate, baseline
 
 
-def _report_path(artifact) -> str | None:
-    if artifact is None:
-        return None
-    from components.evaluation_report import REPORT_FILENAME
+def _report_path(artifacts: dict) -> str | None:
+    from components.evaluation_report import REPORT_FILENAME, HtmlReport
 
-    return os.path.join(artifact.uri, REPORT_FILENAME)
+    artifact = artifacts.get(HtmlReport.TYPE_NAME)
+    return os.path.join(artifact.uri, REPORT_FILENAME) if artifact else None
 
 
 def latest_run_result(metadata_sqlite: str) -> RunResult:
@@ -113,7 +112,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         evaluation_uri=evaluation.uri,
         training_history=_training_history(artifacts["Model"].uri),
         predictions_csv=predictions_csv,
-        report_html=_report_path(artifacts.get("HtmlReport")),
+        report_html=_report_path(artifacts),
     )
 
 

@@ -24,10 +24,11 @@ DATA_ROOT ?= $(FRAME_SAMPLE)
 FRAME_ARGS := --frame_features
 RUN_DEPS := $(FRAME_SAMPLE)/.done
 else
-MODEL ?= LogisticModel
+MODEL ?=
 DATA_ROOT ?= data/sample/video
 endif
-TRAIN_STEPS ?= 300
+TRAIN_STEPS ?=
+PRESET ?=
 ARGS ?=
 
 # Serving knobs (TF Serving's defaults): make serve MODEL_NAME=yt8m PORT=8501
@@ -84,7 +85,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 run-local: setup $(RUN_DEPS)
-	$(PY) -m pipeline.run_local --model=$(MODEL) --train_steps=$(TRAIN_STEPS) \
+	$(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
+		$(if $(TRAIN_STEPS),--train_steps=$(TRAIN_STEPS)) $(if $(PRESET),--preset=$(PRESET)) \
 		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
 
 # Frame-level sample: 20-60 one-second frames per real video of the bundled sample (seeded).

@@ -18,7 +18,12 @@ import os
 import sys
 
 from pipeline.configs import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
-from pipeline.flags import add_blessing_flags, add_training_flags, training_config_from_args
+from pipeline.flags import (
+    add_blessing_flags,
+    add_training_flags,
+    parse_args_with_preset,
+    training_config_from_args,
+)
 from pipeline.preflight import PreflightError
 from trainer_module.features import FeatureSpecError
 
@@ -65,7 +70,8 @@ def resource_spec(resources: Resources, gpu_type: str):
     return spec
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command-line parser and its `compile` subparser."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -102,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--experiment", default=PIPELINE_NAME)
     submit.add_argument("--run_name")
     submit.add_argument("--namespace")
-    return parser
+    return parser, compile_
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -162,7 +168,8 @@ def submit_pipeline(host: str, package: str, pipeline_root: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, compile_parser = build_parsers()
+    args = parse_args_with_preset(parser, argv, compile_parser)
     try:
         if args.command == "compile":
             config = pipeline_config_from_args(args)

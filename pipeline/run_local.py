@@ -22,7 +22,12 @@ from pipeline.configs import (
     TRAIN_PATTERN,
     PipelineConfig,
 )
-from pipeline.flags import add_blessing_flags, add_training_flags, training_config_from_args
+from pipeline.flags import (
+    add_blessing_flags,
+    add_training_flags,
+    parse_args_with_preset,
+    training_config_from_args,
+)
 from trainer_module.features import FeatureSpecError
 
 # Pre-flight reads every record of data up to this size (the bundled sample takes ~1 s).
@@ -179,7 +184,7 @@ def failure_reason(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args_with_preset(build_parser(), argv)
     try:
         config, files = config_from_args(args)
         config, notes = check_model_and_data(config, files, args.num_classes is not None)

@@ -85,3 +85,15 @@ def test_train_dir_with_checkpoints_of_another_model(capsys, tmp_path, tiny_data
                               "--model", "MoeModel", "--train_dir", str(train_dir))
     assert "holds checkpoints of another model (model 'LogisticModel' → 'MoeModel'" in err
     assert "--start_new_model" in err
+
+
+def test_a_preset_sets_defaults_that_flags_override():
+    from pipeline.flags import PRESETS, parse_args_with_preset
+    from pipeline.run_local import build_parser
+
+    args = parse_args_with_preset(build_parser(), ["--preset", "best-video"])
+    assert args.model == PRESETS["best-video"]["model"]
+    assert args.train_steps == PRESETS["best-video"]["train_steps"]
+    args = parse_args_with_preset(build_parser(), ["--preset", "best-video", "--train_steps", "7"])
+    assert args.train_steps == 7 and args.model == "MlpMoeModel"
+    assert parse_args_with_preset(build_parser(), []).model == "LogisticModel"

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from pipeline.preflight import PreflightError, glob_files
+from serving.files import written_atomically
 
 
 def convert_shard(input_path: str, output_path: str, rng: np.random.Generator,
@@ -26,9 +27,8 @@ def convert_shard(input_path: str, output_path: str, rng: np.random.Generator,
 
     from trainer_module.frames import sequence_example_from_video
 
-    partial = output_path + ".partial"
     count = 0
-    try:
+    with written_atomically(output_path) as partial:
         with tf.io.TFRecordWriter(partial) as writer:
             for record in tf.data.TFRecordDataset(input_path):
                 video = tf.train.Example.FromString(record.numpy())
@@ -39,10 +39,6 @@ def convert_shard(input_path: str, output_path: str, rng: np.random.Generator,
                     video, rng, min_frames, max_frames).SerializeToString())
                 count += 1
                 progress.update(1)
-        os.replace(partial, output_path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return count
 
 

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from pipeline.preflight import PreflightError
+from serving.files import written_atomically
 
 FEATURE_SIZES = {"mean_rgb": 1024, "mean_audio": 128}
 MAX_LABELS_PER_VIDEO = 5
@@ -66,8 +67,7 @@ def write_shard(path: str, shard_seed: list[int], num_videos: int, prototypes: n
     frame_rng = np.random.default_rng([*shard_seed, 1])
     frequencies = class_frequencies(len(prototypes))
     prefix = os.path.splitext(os.path.basename(path))[0]
-    partial = path + ".partial"
-    try:
+    with written_atomically(path) as partial:
         with tf.io.TFRecordWriter(partial) as writer:
             for index in range(num_videos):
                 video = synthetic_video(f"{prefix}-{index:06d}", video_rng, prototypes,
@@ -76,10 +76,6 @@ def write_shard(path: str, shard_seed: list[int], num_videos: int, prototypes: n
                     video = sequence_example_from_video(video, frame_rng, min_frames, max_frames)
                 writer.write(video.SerializeToString(deterministic=True))
                 progress.update(1)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def main(argv: list[str] | None = None) -> int:

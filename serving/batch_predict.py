@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 from serving.errors import op_error_reason
+from serving.files import written_atomically
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 
 CSV_HEADER = "VideoId,LabelConfidencePairs"
@@ -83,9 +83,8 @@ def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: 
     if not files:
         raise BatchPredictError(f"--input_data_pattern {input_data_pattern} matches no files")
     model_dir = resolve_model_dir(model_dir)
-    partial = output_file + ".partial"
     count = 0
-    try:
+    with written_atomically(output_file) as partial:
         with open(partial, "w") as out, tqdm(unit=" videos", desc="predicting",
                                               disable=not progress, file=sys.stderr) as bar:
             out.write(CSV_HEADER + "\n")
@@ -100,10 +99,6 @@ def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: 
                     out.write(format_csv_row(*row) + "\n")
                 count += len(video_ids)
                 bar.update(len(video_ids))
-        os.replace(partial, output_file)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return count
 
 

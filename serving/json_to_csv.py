@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 from serving.batch_predict import CSV_HEADER, format_csv_row, top_k
+from serving.files import written_atomically
 
 CLASS_AND_SCORE_KEYS = (("class_indexes", "predictions"), ("top_k_class_ids", "top_k_scores"))
 
@@ -78,19 +78,14 @@ def convert(pattern: str, csv_output_file: str, k: int = 20) -> int:
     files = sorted(glob.glob(pattern))
     if not files:
         raise ConversionError(f"--json_prediction_files_pattern {pattern} matches no files")
-    partial = csv_output_file + ".partial"
     count = 0
-    try:
+    with written_atomically(csv_output_file) as partial:
         with open(partial, "w") as out:
             out.write(CSV_HEADER + "\n")
             for path in files:
                 for number, prediction in _predictions_in(path):
                     out.write(csv_row(prediction, k, f"{path}:{number}") + "\n")
                     count += 1
-        os.replace(partial, csv_output_file)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return count
 
 

@@ -3,8 +3,10 @@ and by the evaluation CLI: the four metrics, GAP per top-level vertical, per-cla
 training frequency, and the precision-recall curve of the pooled top-k, as static PNG plots
 embedded in one self-contained HTML file.
 
-Per-vertical GAP is computed like TFMA's slicing by a multivalent feature: a video counts in
-every vertical one of its labels belongs to (`Vertical1` of the 2018 vocabulary).
+In a pipeline run, GAP per vertical is the Evaluator's: TFMA slices by the `vertical1`
+feature that Transform derives from the labels. The eval CLI computes the same numbers in numpy
+the way TFMA slices a multivalent feature: a video counts in every vertical one of its labels
+belongs to (`Vertical1` of the 2018 vocabulary).
 """
 
 # No `from __future__ import annotations`: TFX reads the real annotation objects.
@@ -19,7 +21,7 @@ import numpy as np
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
-from tfx.types.standard_artifacts import Examples, Model
+from tfx.types.standard_artifacts import Examples, Model, ModelEvaluation
 from tfx.utils import path_utils
 
 from trainer_module.metrics import METRIC_TITLES, EvaluationMetrics
@@ -38,17 +40,13 @@ class ReportAccumulator:
 
     def __init__(self, num_classes: int, top_k: int = 20):
         from trainer_module.features import NUM_CLASSES_2018
-        from trainer_module.vocabulary import load_vocabulary
+        from trainer_module.vocabulary import class_verticals, load_vocabulary
 
         self.overall = EvaluationMetrics(num_classes, top_k)
         self.vocabulary = load_vocabulary() if num_classes == NUM_CLASSES_2018 else None
         self.by_vertical: dict[str, EvaluationMetrics] = {}
         if self.vocabulary:
-            self.verticals = sorted(set(self.vocabulary.verticals))
-            index = {v: i for i, v in enumerate(self.verticals)}
-            self.class_vertical = np.zeros((num_classes, len(self.verticals)), bool)
-            self.class_vertical[np.arange(num_classes),
-                                [index[v] for v in self.vocabulary.verticals]] = True
+            self.verticals, self.class_vertical = class_verticals()
             self.by_vertical = {v: EvaluationMetrics(num_classes, top_k) for v in self.verticals}
 
     def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
@@ -64,8 +62,10 @@ class ReportAccumulator:
     def metrics(self) -> dict[str, float]:
         return self.overall.result()
 
-    def html(self, title: str, details: dict[str, str]) -> str:
-        """The report page; plots are embedded PNGs."""
+    def html(self, title: str, details: dict[str, str],
+             vertical_rows: list[tuple[str, int, float]] | None = None) -> str:
+        """The report page; plots are embedded PNGs. `vertical_rows` (vertical, videos, GAP),
+        e.g. from TFMA's slices, replace the per-vertical GAP computed here."""
         metrics = self.metrics()
         rows = "".join(f"<tr><td>{METRIC_TITLES[name]}</td><td>{metrics[name]:.4f}</td></tr>"
                        for name in METRIC_TITLES)
@@ -76,7 +76,9 @@ class ReportAccumulator:
                  f"<h2 id='metrics'>Metrics</h2><table class='metrics'>{rows}</table>"]
         parts.append("<h2 id='verticals'>GAP per top-level vertical</h2>")
         if self.vocabulary:
-            parts.append(self._vertical_table() + _img(self._vertical_plot()))
+            rows = sorted(vertical_rows, key=lambda row: -row[1]) if vertical_rows else None
+            rows = rows or self.vertical_rows()
+            parts.append(self._vertical_table(rows) + _img(self._vertical_plot(rows)))
         else:
             parts.append("<p>No vocabulary for this class count (only the 2018 vocabulary "
                          "is bundled), so no verticals.</p>")
@@ -91,19 +93,20 @@ class ReportAccumulator:
                 f"{html.escape(title)}</title><style>{style}</style></head><body>"
                 + "".join(parts) + "</body></html>")
 
-    def _vertical_rows(self) -> list[tuple[str, int, float]]:
+    def vertical_rows(self) -> list[tuple[str, int, float]]:
+        """(vertical, videos, GAP) for each vertical with videos, the largest first."""
         rows = [(v, m.num_examples, m.global_average_precision())
                 for v, m in self.by_vertical.items() if m.num_examples]
         return sorted(rows, key=lambda row: -row[1])
 
-    def _vertical_table(self) -> str:
+    def _vertical_table(self, rows: list[tuple[str, int, float]]) -> str:
         body = "".join(f"<tr><td>{html.escape(v)}</td><td>{n}</td><td>{gap:.4f}</td></tr>"
-                       for v, n, gap in self._vertical_rows())
+                       for v, n, gap in rows)
         return ("<table class='verticals'><tr><th>vertical</th><th>videos</th>"
                 f"<th>GAP@{self.overall.top_k}</th></tr>{body}</table>")
 
-    def _vertical_plot(self):
-        rows = self._vertical_rows()[::-1]
+    def _vertical_plot(self, rows: list[tuple[str, int, float]]):
+        rows = rows[::-1]
         figure, axes = _figure(height=max(3, 0.3 * len(rows)))
         axes.barh([r[0] for r in rows], [r[2] for r in rows])
         axes.set_xlabel(f"GAP@{self.overall.top_k}")
@@ -194,20 +197,35 @@ def score_labelled_files(model_dir: str, files: list[str], batch_size: int = 256
     return report
 
 
+def tfma_vertical_rows(evaluation_uri: str) -> list[tuple[str, int, float]]:
+    """(vertical, videos, GAP) of the candidate model from the Evaluator's `vertical1` slices."""
+    from components.tfma_metrics import load_evaluation
+    from trainer_module.features import VERTICALS_KEY
+    from trainer_module.transform import NO_LABELS_VERTICAL
+
+    prefix = f"{VERTICALS_KEY}:"
+    return [(name[len(prefix):], int(metrics["example_count"]), metrics["gap"])
+            for name, metrics in load_evaluation(evaluation_uri)["candidate"].items()
+            if name.startswith(prefix) and name != prefix + NO_LABELS_VERTICAL]
+
+
 @tfx.dsl.components.component
 def EvaluationReport(  # noqa: N802 — TFX components are named like classes
     model: tfx.dsl.components.InputArtifact[Model],
     examples: tfx.dsl.components.InputArtifact[Examples],
+    evaluation: tfx.dsl.components.InputArtifact[ModelEvaluation],
     report: tfx.dsl.components.OutputArtifact[HtmlReport],
     split: tfx.dsl.components.Parameter[str] = "validate",
 ) -> None:
-    """Writes the HTML report of the candidate model on the `split` split."""
+    """Writes the HTML report of the candidate model on the `split` split (the Evaluator's);
+    GAP per vertical is read from the Evaluator's TFMA slices."""
     model_dir = path_utils.serving_model_path(model.uri)
     split_uri = artifact_utils.get_split_uri([examples], split)
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
     page = score_labelled_files(model_dir, files).html(
-        "YouTube-8M evaluation report", {"model": model_dir, f"{split} split": split_uri})
+        "YouTube-8M evaluation report", {"model": model_dir, f"{split} split": split_uri},
+        vertical_rows=tfma_vertical_rows(evaluation.uri))
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILENAME), "w") as f:
         f.write(page)

@@ -157,3 +157,22 @@ class _YouTube8MCombiner(beam.CombineFn):
         if accumulator.metrics.num_examples == 0:
             return {self._key: {name: float("nan") for name in METRIC_NAMES}}
         return {self._key: accumulator.metrics.result()}
+
+
+def load_evaluation(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """The Evaluator's metrics as {model: {slice: {metric: value}}}.
+
+    `model` is "candidate" or "baseline" (a run without a baseline has only "candidate");
+    `slice` is "Overall" or a slice such as "vertical1:Games". Diffs are left out.
+    """
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        slice_name = tfma.slicer.stringify_slice_key(
+            tfma.slicer.deserialize_slice_key(slice_metrics.slice_key))
+        for entry in slice_metrics.metric_keys_and_values:
+            if entry.key.is_diff:
+                continue
+            model = "baseline" if entry.key.model_name == "baseline" else "candidate"
+            by_slice = result.setdefault(model, {}).setdefault(slice_name, {})
+            by_slice[entry.key.name] = entry.value.double_value.value
+    return result

@@ -13,7 +13,7 @@ from components.batch_predict import BatchPredict
 from components.evaluation_report import EvaluationReport
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
-from trainer_module.features import MULTI_HOT_LABELS_KEY
+from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 
 RUN_FN = "trainer_module.train.run_fn"
 TUNER_FN = "trainer_module.tuning.tuner_fn"
@@ -33,11 +33,20 @@ def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -config.max_gap_regression - 1e-9}),
     )
+    # Blessing looks at the overall slice only: a threshold without slicing specs would be
+    # checked on every vertical's slice too.
+    overall = tfma.SlicingSpec()
+    gap_thresholds = [tfma.PerSliceMetricThreshold(slicing_specs=[overall],
+                                                   threshold=gap_threshold)]
     metric_args = json.dumps({"num_classes": training.num_classes, "top_k": training.top_k})
     yt8m_metrics = [
         tfma.MetricConfig(class_name=metric.__name__, module=METRICS_MODULE, config=metric_args,
-                          threshold=gap_threshold if metric is GlobalAveragePrecision else None)
+                          per_slice_thresholds=(gap_thresholds
+                                                if metric is GlobalAveragePrecision else None))
         for metric in METRIC_CLASSES]
+    slicing_specs = [overall]
+    if training.num_classes == NUM_CLASSES_2018:  # the verticals come from its vocabulary
+        slicing_specs.append(tfma.SlicingSpec(feature_keys=[VERTICALS_KEY]))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default",
@@ -45,7 +54,7 @@ def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             label_key=MULTI_HOT_LABELS_KEY,
             preprocessing_function_names=["transform_features"],
         )],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=slicing_specs,
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name="ExampleCount"), *yt8m_metrics])],
     )
@@ -150,7 +159,8 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.serving_model_dir)),
     )
 
-    report = EvaluationReport(model=trainer.outputs["model"], examples=examples)
+    report = EvaluationReport(model=trainer.outputs["model"], examples=examples,
+                              evaluation=evaluator.outputs["evaluation"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
                   transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
                   report, pusher]

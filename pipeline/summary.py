@@ -63,21 +63,6 @@ def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:
     return by_type
 
 
-def _load_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
-    import tensorflow_model_analysis as tfma
-
-    candidate, baseline = {}, {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue  # overall slice only
-        for entry in slice_metrics.metric_keys_and_values:
-            if entry.key.is_diff:
-                continue
-            target = baseline if entry.key.model_name == "baseline" else candidate
-            target[entry.key.name] = entry.value.double_value.value
-    return candidate, baseline
-
-
 def _report_path(artifacts: dict) -> str | None:
     from components.evaluation_report import REPORT_FILENAME, HtmlReport
 
@@ -91,7 +76,11 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     evaluation = artifacts["ModelEvaluation"]
     blessing = artifacts["ModelBlessing"]
     pushed = artifacts.get("PushedModel")
-    candidate, baseline = _load_metrics(evaluation.uri)
+    from components.tfma_metrics import load_evaluation
+
+    evaluation_metrics = load_evaluation(evaluation.uri)
+    candidate = evaluation_metrics["candidate"]["Overall"]
+    baseline = evaluation_metrics.get("baseline", {}).get("Overall", {})
     pushed_path = None
     if pushed is not None and pushed.custom_properties["pushed"].int_value:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value

@@ -1,11 +1,13 @@
 """The whole TFX pipeline with LocalDagRunner on a tiny real subset, run twice."""
 
+import html
 import os
 import shutil
 
 import pytest
 import tensorflow as tf
 
+from components.evaluation_report import score_labelled_files, tfma_vertical_rows
 from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
@@ -40,6 +42,17 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     with open(first.report_html) as f:
         page = f.read()
     assert f"<td>GAP@20</td><td>{first.metrics['gap']:.4f}</td>" in page
+
+    # GAP per vertical: TFMA's `vertical1` slices equal the eval CLI's numpy slicing, and
+    # are what the report shows.
+    tfma_rows = sorted(tfma_vertical_rows(first.evaluation_uri))
+    numpy_rows = sorted(score_labelled_files(
+        first.pushed_path, tf.io.gfile.glob(validate_pattern)).vertical_rows())
+    assert [r[:2] for r in tfma_rows] == [r[:2] for r in numpy_rows] and len(tfma_rows) > 3
+    for (vertical, videos, gap), (_, _, numpy_gap) in zip(tfma_rows, numpy_rows, strict=True):
+        assert abs(gap - numpy_gap) < 1e-4, vertical
+        row = f"<tr><td>{html.escape(vertical)}</td><td>{videos}</td><td>{gap:.4f}</td></tr>"
+        assert row in page
 
     # The pipeline's predict step wrote what `make infer` writes for the pushed model.
     assert f"Predictions: {first.predictions_csv}" in summary

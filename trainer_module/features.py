@@ -9,6 +9,7 @@ import tensorflow as tf
 NUM_CLASSES_2018 = 3862
 LABELS_KEY = "labels"
 MULTI_HOT_LABELS_KEY = "labels_multi_hot"
+VERTICALS_KEY = "vertical1"  # Transform output: the top-level verticals of the labels
 VIDEO_ID_KEYS = ("id", "video_id")  # 2018 and 2017 generations of the dataset
 VIDEO_ID_OUTPUT = "video_id"  # the one name models and predictions use for either
 

@@ -7,6 +7,8 @@ import dataclasses
 import functools
 import os
 
+import numpy as np
+
 from trainer_module.features import NUM_CLASSES_2018
 
 VOCABULARY_CSV = os.path.join(os.path.dirname(__file__), "vocabulary.csv")
@@ -40,3 +42,15 @@ def label_names(num_classes: int) -> list[str]:
     if num_classes == NUM_CLASSES_2018:
         return list(load_vocabulary().names)
     return [str(class_id) for class_id in range(num_classes)]
+
+
+def class_verticals() -> tuple[list[str], np.ndarray]:
+    """The sorted top-level verticals (Vertical1) and a [classes, verticals] bool matrix that
+    is True where the class belongs to the vertical (each class belongs to exactly one)."""
+    vocabulary = load_vocabulary()
+    verticals = sorted(set(vocabulary.verticals))
+    index = {vertical: column for column, vertical in enumerate(verticals)}
+    membership = np.zeros((len(vocabulary.verticals), len(verticals)), bool)
+    membership[np.arange(len(vocabulary.verticals)),
+               [index[vertical] for vertical in vocabulary.verticals]] = True
+    return verticals, membership

@@ -30,6 +30,7 @@ MODEL_HPARAM_FLAGS = {
     "fv_cluster_size": int, "fv_hidden_size": int, "fv_add_batch_norm": _bool_flag,
     "fv_couple_weights": _bool_flag, "fv_coupling_factor": float,
     "lstm_cells": int, "lstm_layers": int, "mlp_hidden_size": int, "mlp_dropout": float,
+    "mlp_input_dropout": float, "ensemble_size": int,
 }
 
 
@@ -93,6 +94,13 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="discard the checkpoints in --train_dir and train from scratch")
     train.add_argument("--checkpoint_steps", type=int, default=training.checkpoint_steps,
                        help="save a checkpoint every this many steps")
+    train.add_argument("--eval_every_steps", type=int, default=training.eval_every_steps,
+                       help="validation GAP every this many steps; the exported model keeps "
+                            "the best evaluation's weights (0: evaluate only at the end)")
+    train.add_argument("--early_stopping_patience", type=int,
+                       default=training.early_stopping_patience,
+                       help="with --eval_every_steps, stop after this many evaluations "
+                            "without a better validation GAP (0: never stop early)")
     train.add_argument("--distribution", choices=DISTRIBUTION_STRATEGIES,
                        default=training.distribution,
                        help="tf.distribute strategy: mirrored (GPUs of one machine), "
@@ -123,6 +131,9 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
     for flag in ("train_steps", "batch_size", "checkpoint_steps"):
         if getattr(args, flag) <= 0:
             raise PreflightError(f"--{flag} must be positive, got {getattr(args, flag)}")
+    for flag in ("eval_every_steps", "early_stopping_patience"):
+        if getattr(args, flag) < 0:
+            raise PreflightError(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
                      if getattr(args, flag) is not None}
     return TrainingConfig(
@@ -136,4 +147,6 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
         top_k=args.top_k, max_frames=args.max_frames, seed=args.seed,
         train_dir=args.train_dir or default_train_dir,
         checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,
+        eval_every_steps=args.eval_every_steps,
+        early_stopping_patience=args.early_stopping_patience,
         distribution=args.distribution, model_hparams=model_hparams)

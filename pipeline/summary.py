@@ -123,6 +123,10 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
                      f"of {history['final_step']}")
     elif history.get("warm_started_from"):
         lines.append(f"Training:    warm-started from {history['warm_started_from']}")
+    if history.get("best_step") is not None:
+        best_gap = dict(map(tuple, history["validation_gap_by_step"]))[history["best_step"]]
+        lines.append(f"Training:    kept step {history['best_step']} of {history['final_step']} "
+                     f"(best validation GAP {best_gap:.4f})")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")

@@ -1,5 +1,6 @@
 """Every registered model builds, trains a few steps and exports a servable SavedModel."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +8,7 @@ import tensorflow as tf
 from tests.helpers import random_rows, write_frame_examples, write_video_examples
 from trainer_module.config import TrainingConfig
 from trainer_module.losses import LOSSES, get_loss
+from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import (
     FRAME_LEVEL_MODELS,
     MODELS,
@@ -99,6 +101,53 @@ def test_moe_output_is_a_mixture_of_probabilities():
     out = model({"mean_rgb": np.random.rand(4, 1024), "mean_audio": np.random.rand(4, 128)})
     assert out.shape == (4, 7)
     assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 1
+
+
+def test_ensemble_predicts_its_members_mean_and_each_member_learns_as_if_alone():
+    spec = TrainingConfig().feature_spec()
+    hparams = {"mlp_hidden_size": 16, "mlp_dropout": 0.0}  # no dropout: deterministic steps
+    ensemble = build_model("MlpModel", spec, 7, ensemble_size=3, **hparams)
+    alone = build_model("MlpModel", spec, 7, **hparams)
+    alone.set_weights(ensemble.members[1].get_weights())
+    rng = np.random.default_rng(0)
+    features = {"mean_rgb": rng.normal(size=(8, 1024)).astype("float32"),
+                "mean_audio": rng.normal(size=(8, 128)).astype("float32")}
+    labels = (rng.random((8, 7)) < 0.3).astype("float32")
+
+    members = [member(features, training=False) for member in ensemble.members]
+    np.testing.assert_allclose(ensemble(features, training=False), np.mean(members, axis=0),
+                               rtol=1e-6)
+
+    for model in (ensemble, alone):
+        model.compile(optimizer=keras.optimizers.Adam(0.01, clipnorm=1.0),
+                      loss=get_loss("CrossEntropyLoss"))
+        model.train_on_batch(features, labels)
+    for trained, reference in zip(ensemble.members[1].get_weights(), alone.get_weights(),
+                                  strict=True):
+        np.testing.assert_allclose(trained, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_ensemble_trains_and_serves_like_one_model(tmp_path, shards):
+    root, eval_rows = shards
+    config = TrainingConfig(model="MlpModel", batch_size=16, model_hparams={
+        "ensemble_size": 2, "mlp_hidden_size": 32, "mlp_input_dropout": 0.2})
+    evaluation = str(root / "eval.tfrecord")
+    metrics = train_and_export(config, [str(root / "train.tfrecord")], [evaluation],
+                               train_steps=3, export_dir=str(tmp_path / "model"),
+                               log_dir=str(tmp_path / "logs"))
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(evaluation)]
+    scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))["scores"]
+    assert scores.shape == (len(eval_rows), NUM_CLASSES)
+    by_metrics = EvaluationMetrics(NUM_CLASSES)
+    by_metrics.add(scores.numpy(), np.stack([multi_hot_row(r["labels"]) for r in eval_rows]))
+    assert by_metrics.result()["gap"] == pytest.approx(metrics["gap"], abs=1e-6)
+
+
+def multi_hot_row(class_ids) -> np.ndarray:
+    row = np.zeros(NUM_CLASSES, np.float32)
+    row[list(class_ids)] = 1
+    return row
 
 
 def test_unknown_model_and_loss_are_named():

@@ -23,12 +23,19 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
               "--serving_model_dir", str(serving), "--batch_size", "128"]
 
     validate_pattern = os.path.join(tiny_data_root, "validate", "*.tfrecord")
-    assert main([*common, "--train_steps", "40", "--predict_data_pattern", validate_pattern]) == 0
+    assert main([*common, "--train_steps", "40", "--eval_every_steps", "20",
+                 "--predict_data_pattern", validate_pattern]) == 0
     summary = capsys.readouterr().out
     for title in ("GAP@20", "mAP", "Hit@1", "PERR"):
         assert title in summary
     first = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert first.blessed and first.pushed_path
+    # Validated at steps 20 and 40; the model kept is the better one.
+    gaps = dict(map(tuple, first.training_history["validation_gap_by_step"]))
+    best = first.training_history["best_step"]
+    assert sorted(gaps) == [20, 40] and gaps[best] == max(gaps.values())
+    assert abs(gaps[best] - first.metrics["gap"]) < 1e-4
+    assert f"Training:    kept step {best} of 40 (best validation GAP {gaps[best]:.4f})" in summary
     assert os.path.dirname(first.pushed_path) == str(serving)
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
 

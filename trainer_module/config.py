@@ -37,6 +37,11 @@ class TrainingConfig:
     # Checkpoints: "" trains without any; a rerun with the same train_dir resumes.
     train_dir: str = ""
     checkpoint_steps: int = 500
+    # Validation during training: GAP every `eval_every_steps` steps (0: only at the end); the
+    # exported model has the best evaluation's weights. With a patience, training stops after
+    # that many evaluations without a better GAP.
+    eval_every_steps: int = 0
+    early_stopping_patience: int = 0
     start_new_model: bool = False
     distribution: str = "none"  # one of DISTRIBUTION_STRATEGIES
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.

@@ -89,19 +89,23 @@ class MoeModel:
         return probabilities
 
 
-class MlpMoeModel:
-    """Batch-normalised features → a ReLU hidden layer with dropout and Context Gating → MoE
-    (with Context Gating on the probabilities): the strongest video-level model here."""
+class MlpModel:
+    """Batch-normalised features (with input dropout) → a ReLU hidden layer with dropout and
+    Context Gating → a video-level classifier (`video_level_classifier_model`)."""
 
     def __init__(self, mlp_hidden_size: int = 2048, mlp_dropout: float = 0.5,
-                 gating: bool = True, **hparams):
+                 mlp_input_dropout: float = 0.0, gating: bool = True,
+                 video_level_classifier_model: str = "LogisticModel", **hparams):
         self.hidden_size = mlp_hidden_size
         self.dropout = mlp_dropout
+        self.input_dropout = mlp_input_dropout
         self.gating = gating
-        self.classifier = MoeModel(**{"moe_prob_gating": True, **hparams})
+        self.classifier = _video_level_classifier(video_level_classifier_model, hparams)
 
     def __call__(self, model_input, vocab_size: int):
         x = keras.layers.BatchNormalization(name="input_bn")(model_input)
+        if self.input_dropout:
+            x = keras.layers.Dropout(self.input_dropout, name="input_dropout")(x)
         x = keras.layers.Dense(self.hidden_size, use_bias=False, name="hidden")(x)
         x = keras.layers.Activation("relu")(keras.layers.BatchNormalization(name="hidden_bn")(x))
         x = keras.layers.Dropout(self.dropout)(x)
@@ -110,7 +114,16 @@ class MlpMoeModel:
         return self.classifier(x, vocab_size)
 
 
-VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (LogisticModel, MoeModel, MlpMoeModel)}
+class MlpMoeModel(MlpModel):
+    """MlpModel with a MoE classifier that has Context Gating on its probabilities."""
+
+    def __init__(self, **hparams):
+        super().__init__(**{"video_level_classifier_model": "MoeModel",
+                            "moe_prob_gating": True, **hparams})
+
+
+VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (
+    LogisticModel, MoeModel, MlpModel, MlpMoeModel)}
 
 
 def _video_level_classifier(name: str, hparams: dict):
@@ -447,8 +460,49 @@ def get_model_class(name: str):
     return MODELS[name]
 
 
-def build_model(name: str, spec: FeatureSpec, num_classes: int, **hparams) -> keras.Model:
-    """A Keras model taking a dict of named features and returning class probabilities."""
+class AveragingEnsemble(keras.Model):
+    """Members of one architecture that predict their mean probability.
+
+    Each member learns from its own loss, as if trained alone on the same batches; they differ
+    by initialisation and dropout. One model, so checkpoints, warm starts and the export
+    treat the ensemble like any other model.
+    """
+
+    def __init__(self, members: list[keras.Model], **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+
+    def call(self, inputs, training=None):
+        return keras.ops.mean(
+            keras.ops.stack([member(inputs, training=training) for member in self.members]),
+            axis=0)
+
+    def train_step(self, data):
+        features, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            member_losses = [self.loss(labels, member(features, training=True))
+                             for member in self.members]
+            # The sum gives each member exactly the gradient of its own loss.
+            total = tf.add_n(member_losses + self.losses)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables,
+                                           strict=True))
+        return {"loss": tf.add_n(member_losses) / len(member_losses)}
+
+
+def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,
+                **hparams) -> keras.Model:
+    """A Keras model taking a dict of named features and returning class probabilities;
+    with `ensemble_size` > 1, an AveragingEnsemble of that many such models."""
+    if ensemble_size > 1:
+        members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}", hparams)
+                   for index in range(ensemble_size)]
+        return AveragingEnsemble(members, name=f"{name}_ensemble")
+    return _build_single_model(name, spec, num_classes, name, hparams)
+
+
+def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_name: str,
+                        hparams: dict) -> keras.Model:
     model_class = get_model_class(name)
     features = ",".join(spec.names)
     if spec.is_frame_level and name in VIDEO_LEVEL_MODELS:
@@ -470,4 +524,4 @@ def build_model(name: str, spec: FeatureSpec, num_classes: int, **hparams) -> ke
         predictions = model(model_input, inputs[NUM_FRAMES_KEY], num_classes)
     else:
         predictions = model(model_input, num_classes)
-    return keras.Model(inputs=inputs, outputs=predictions, name=name)
+    return keras.Model(inputs=inputs, outputs=predictions, name=keras_name)

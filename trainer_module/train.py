@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -66,6 +67,52 @@ def evaluate_model(model: keras.Model, dataset: tf.data.Dataset, config: Trainin
     return metrics.result()
 
 
+class KeepBestOnValidation(keras.callbacks.Callback):
+    """Validation GAP every `every_steps` steps and at the end; the model ends with the weights
+    of its best evaluation. With `patience`, training stops after that many evaluations
+    without a better GAP."""
+
+    def __init__(self, evaluate: Callable[[], dict[str, float]], every_steps: int,
+                 patience: int = 0, initial_step: int = 0):
+        super().__init__()
+        self.evaluate = evaluate
+        self.every_steps = every_steps
+        self.patience = patience
+        self.step = initial_step
+        self.gap_by_step: list[tuple[int, float]] = []
+        self.best_step: int | None = None
+        self._best_gap = float("-inf")
+        self._best_weights = None
+        self._evaluations_without_gain = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every_steps == 0:
+            self._evaluate()
+
+    def on_train_end(self, logs=None):
+        if not self.gap_by_step or self.gap_by_step[-1][0] != self.step:
+            self._evaluate()
+        if self.best_step != self.step:
+            log.warning("keeping the weights of step %d (validation GAP %.4f)",
+                        self.best_step, self._best_gap)
+            self.model.set_weights(self._best_weights)
+
+    def _evaluate(self):
+        gap = self.evaluate()["gap"]
+        self.gap_by_step.append((self.step, gap))
+        log.warning("step %d: validation GAP %.4f", self.step, gap)
+        if gap > self._best_gap:
+            self._best_gap, self.best_step = gap, self.step
+            self._best_weights = self.model.get_weights()
+            self._evaluations_without_gain = 0
+            return
+        self._evaluations_without_gain += 1
+        if self.patience and self._evaluations_without_gain >= self.patience:
+            log.warning("no better validation GAP in %d evaluations: stopping", self.patience)
+            self.model.stop_training = True
+
+
 def train_and_export(config: TrainingConfig, train_files: list[str], eval_files: list[str],
                      train_steps: int, export_dir: str, log_dir: str,
                      eval_steps: int | None = None, tft_layer=None,
@@ -96,6 +143,12 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
                                                          config.checkpoint_steps))
         if initial_step == 0 and warm_start_from:
             checkpoints.warm_start(model, warm_start_from)
+    validation = None
+    if config.eval_every_steps > 0:
+        validation = KeepBestOnValidation(
+            lambda: evaluate_model(model, eval_ds, config, eval_steps), config.eval_every_steps,
+            config.early_stopping_patience, initial_step)
+        callbacks.append(validation)
     if initial_step < train_steps:
         model.fit(train_ds, steps_per_epoch=train_steps - initial_step, epochs=1, verbose=2,
                   callbacks=callbacks)
@@ -113,6 +166,9 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     history = {"resumed_from_step": initial_step,
                "final_step": max(initial_step, train_steps),
                "warm_started_from": warm_start_from if initial_step == 0 else None}
+    if validation is not None and validation.gap_by_step:
+        history.update(final_step=validation.step, best_step=validation.best_step,
+                       validation_gap_by_step=validation.gap_by_step)
     export_serving_model(model, config, export_dir, tft_layer, history)
     return metrics
 

@@ -101,6 +101,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        default=training.early_stopping_patience,
                        help="with --eval_every_steps, stop after this many evaluations "
                             "without a better validation GAP (0: never stop early)")
+    train.add_argument("--ema_momentum", type=float, default=training.ema_momentum,
+                       help="keep an exponential moving average of the weights with this "
+                            "momentum (e.g. 0.99), used for validation and export (0: off)")
     train.add_argument("--distribution", choices=DISTRIBUTION_STRATEGIES,
                        default=training.distribution,
                        help="tf.distribute strategy: mirrored (GPUs of one machine), "
@@ -134,6 +137,8 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
     for flag in ("eval_every_steps", "early_stopping_patience"):
         if getattr(args, flag) < 0:
             raise PreflightError(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
+    if not 0 <= args.ema_momentum < 1:
+        raise PreflightError(f"--ema_momentum must be in [0, 1), got {args.ema_momentum}")
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
                      if getattr(args, flag) is not None}
     return TrainingConfig(
@@ -148,5 +153,5 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
         train_dir=args.train_dir or default_train_dir,
         checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,
         eval_every_steps=args.eval_every_steps,
-        early_stopping_patience=args.early_stopping_patience,
+        early_stopping_patience=args.early_stopping_patience, ema_momentum=args.ema_momentum,
         distribution=args.distribution, model_hparams=model_hparams)

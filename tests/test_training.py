@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from trainer_module.train import KeepBestOnValidation
+from trainer_module.config import TrainingConfig
+from trainer_module.train import KeepBestOnValidation, make_optimizer
 
 
 def test_keeps_the_best_weights_and_stops_after_the_patience():
@@ -37,3 +38,19 @@ def test_evaluates_at_the_end_when_the_last_step_is_off_the_interval():
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[validation])
     assert validation.gap_by_step == [(12, 0.1), (14, 0.2), (15, 0.3)]
     assert validation.best_step == 15
+
+
+def test_with_a_moving_average_the_model_holds_the_averaged_weights_when_validated():
+    config = TrainingConfig(ema_momentum=0.5, eval_every_steps=2, base_learning_rate=0.1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(config), loss="mse")
+    seen = []
+    validation = KeepBestOnValidation(
+        lambda: seen.append(model.get_weights()) or {"gap": len(seen)}, every_steps=2)
+    x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[validation])
+
+    averaged = [v.numpy() for v in model.optimizer._model_variables_moving_average]
+    assert len(seen) == 2  # steps 2 and 4
+    for validated, average in zip(seen[-1], averaged, strict=True):
+        np.testing.assert_allclose(validated, average)

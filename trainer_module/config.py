@@ -42,6 +42,9 @@ class TrainingConfig:
     # that many evaluations without a better GAP.
     eval_every_steps: int = 0
     early_stopping_patience: int = 0
+    # Exponential moving average of the weights (0: off); the model takes the averaged
+    # weights at each validation and at the end.
+    ema_momentum: float = 0.0
     start_new_model: bool = False
     distribution: str = "none"  # one of DISTRIBUTION_STRATEGIES
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
-    """Adam with the starter code's staircase decay per `learning_rate_decay_examples`
-    and per-variable gradient-norm clipping."""
+    """Adam with the starter code's staircase decay per `learning_rate_decay_examples`,
+    per-variable gradient-norm clipping and, with `ema_momentum`, a moving average of the
+    weights that replaces them at every validation and at the end of training."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate,
         decay_steps=max(1, config.learning_rate_decay_examples // config.batch_size),
@@ -30,7 +31,11 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
         staircase=True,
     )
     clipnorm = config.clip_gradient_norm if config.clip_gradient_norm > 0 else None
-    return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm)
+    moving_average = {}
+    if config.ema_momentum:
+        moving_average = {"use_ema": True, "ema_momentum": config.ema_momentum,
+                          "ema_overwrite_frequency": config.eval_every_steps or None}
+    return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm, **moving_average)
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:

@@ -40,17 +40,35 @@ def test_evaluates_at_the_end_when_the_last_step_is_off_the_interval():
     assert validation.best_step == 15
 
 
-def test_with_a_moving_average_the_model_holds_the_averaged_weights_when_validated():
-    config = TrainingConfig(ema_momentum=0.5, eval_every_steps=2, base_learning_rate=0.1)
+def _fit_with_moving_average(callbacks):
+    keras.utils.set_random_seed(0)
+    config = TrainingConfig(ema_momentum=0.5, base_learning_rate=0.1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=make_optimizer(config), loss="mse")
-    seen = []
-    validation = KeepBestOnValidation(
-        lambda: seen.append(model.get_weights()) or {"gap": len(seen)}, every_steps=2)
     x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[validation])
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False,
+              callbacks=callbacks(model))
+    return model
 
-    averaged = [v.numpy() for v in model.optimizer._model_variables_moving_average]
+
+def test_validation_sees_the_moving_average_and_does_not_disturb_training():
+    seen = []
+
+    def callbacks(model):
+        def evaluate():
+            averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
+            seen.append((model.get_weights(), averages))
+            return {"gap": len(seen)}  # always better: the last step is kept
+        return [KeepBestOnValidation(evaluate, every_steps=2)]
+
+    validated = _fit_with_moving_average(callbacks)
+    unvalidated = _fit_with_moving_average(lambda model: [])
+
     assert len(seen) == 2  # steps 2 and 4
-    for validated, average in zip(seen[-1], averaged, strict=True):
-        np.testing.assert_allclose(validated, average)
+    for weights, averages in seen:
+        for weight, average in zip(weights, averages, strict=True):
+            np.testing.assert_allclose(weight, average)
+    # The model ends with the average, and validating on the way changed nothing.
+    for a, b in zip(validated.get_weights(), unvalidated.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b)
+    np.testing.assert_allclose(validated.get_weights()[0], seen[-1][1][0])

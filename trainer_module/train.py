@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import tensorflow as tf
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     """Adam with the starter code's staircase decay per `learning_rate_decay_examples`,
     per-variable gradient-norm clipping and, with `ema_momentum`, a moving average of the
-    weights that replaces them at every validation and at the end of training."""
+    weights, which the model takes when training ends."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate,
         decay_steps=max(1, config.learning_rate_decay_examples // config.batch_size),
@@ -33,8 +34,7 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     clipnorm = config.clip_gradient_norm if config.clip_gradient_norm > 0 else None
     moving_average = {}
     if config.ema_momentum:
-        moving_average = {"use_ema": True, "ema_momentum": config.ema_momentum,
-                          "ema_overwrite_frequency": config.eval_every_steps or None}
+        moving_average = {"use_ema": True, "ema_momentum": config.ema_momentum}
     return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm, **moving_average)
 
 
@@ -72,10 +72,28 @@ def evaluate_model(model: keras.Model, dataset: tf.data.Dataset, config: Trainin
     return metrics.result()
 
 
+@contextlib.contextmanager
+def moving_average_weights(model: keras.Model) -> Iterator[None]:
+    """Within the block, `model` holds its optimizer's moving-average weights, if it keeps
+    any; training goes on from the weights it had before."""
+    optimizer = model.optimizer
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    variables = model.trainable_variables
+    trained = [variable.numpy() for variable in variables]
+    optimizer.finalize_variable_values(variables)  # the model takes the averages
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, trained, strict=True):
+            variable.assign(value)
+
+
 class KeepBestOnValidation(keras.callbacks.Callback):
     """Validation GAP every `every_steps` steps and at the end; the model ends with the weights
     of its best evaluation. With `patience`, training stops after that many evaluations
-    without a better GAP."""
+    without a better GAP. With a moving average of the weights, that is what is evaluated."""
 
     def __init__(self, evaluate: Callable[[], dict[str, float]], every_steps: int,
                  patience: int = 0, initial_step: int = 0):
@@ -104,12 +122,15 @@ class KeepBestOnValidation(keras.callbacks.Callback):
             self.model.set_weights(self._best_weights)
 
     def _evaluate(self):
-        gap = self.evaluate()["gap"]
+        with moving_average_weights(self.model):
+            gap = self.evaluate()["gap"]
+            better = gap > self._best_gap
+            if better:
+                self._best_weights = self.model.get_weights()
         self.gap_by_step.append((self.step, gap))
         log.warning("step %d: validation GAP %.4f", self.step, gap)
-        if gap > self._best_gap:
+        if better:
             self._best_gap, self.best_step = gap, self.step
-            self._best_weights = self.model.get_weights()
             self._evaluations_without_gain = 0
             return
         self._evaluations_without_gain += 1

@@ -104,6 +104,11 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--ema_momentum", type=float, default=training.ema_momentum,
                        help="keep an exponential moving average of the weights with this "
                             "momentum (e.g. 0.99), used for validation and export (0: off)")
+    train.add_argument("--neighbour_weight", type=float, default=training.neighbour_weight,
+                       help="blend the model's scores with the labels of the --neighbours "
+                            "most similar training videos, with this weight (0: off; the "
+                            "training set's features are then stored in the model)")
+    train.add_argument("--neighbours", type=int, default=training.neighbours)
     train.add_argument("--distribution", choices=DISTRIBUTION_STRATEGIES,
                        default=training.distribution,
                        help="tf.distribute strategy: mirrored (GPUs of one machine), "
@@ -139,6 +144,11 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
             raise PreflightError(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
     if not 0 <= args.ema_momentum < 1:
         raise PreflightError(f"--ema_momentum must be in [0, 1), got {args.ema_momentum}")
+    if not 0 <= args.neighbour_weight <= 1 or args.neighbours <= 0:
+        raise PreflightError("--neighbour_weight must be in [0, 1] and --neighbours positive, "
+                             f"got {args.neighbour_weight} and {args.neighbours}")
+    if args.neighbour_weight and spec.is_frame_level:
+        raise PreflightError("--neighbour_weight needs video-level features (mean_rgb,mean_audio)")
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
                      if getattr(args, flag) is not None}
     return TrainingConfig(
@@ -154,4 +164,5 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
         checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,
         eval_every_steps=args.eval_every_steps,
         early_stopping_patience=args.early_stopping_patience, ema_momentum=args.ema_momentum,
+        neighbour_weight=args.neighbour_weight, neighbours=args.neighbours,
         distribution=args.distribution, model_hparams=model_hparams)

@@ -45,6 +45,9 @@ class TrainingConfig:
     # Exponential moving average of the weights (0: off); the model takes the averaged
     # weights at each validation and at the end.
     ema_momentum: float = 0.0
+    # Blend of the trained model's scores with its nearest training videos' labels (0: off).
+    neighbour_weight: float = 0.0
+    neighbours: int = 30
     start_new_model: bool = False
     distribution: str = "none"  # one of DISTRIBUTION_STRATEGIES
     # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.

@@ -34,7 +34,10 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
     above, plus its training config and `history` (how training went) in assets.extra/."""
     spec = config.feature_spec()
     module = tf.Module()
-    module.model = model
+    # Warm starts read the trained model's weights from `model`; `scorer` may wrap it
+    # (BlendWithNeighbours).
+    module.model = getattr(model, "trained_model", model)
+    module.scorer = model
     module.tft_layer = tft_layer
 
     module.label_names = tf.constant(label_names(config.num_classes))
@@ -44,7 +47,7 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
 
     def predict(features):
         inputs = {name: features[name] for name in model_input_names(spec)}
-        scores = module.model(inputs, training=False)
+        scores = module.scorer(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
         return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values,
                 "top_k_labels": tf.gather(module.label_names, top.indices)}

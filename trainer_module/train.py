@@ -16,6 +16,7 @@ from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model
+from trainer_module.neighbours import blend_with_neighbours
 from trainer_module.reader import make_dataset
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
                     "(pass --start_new_model to train a new model)",
                     config.train_dir, initial_step, train_steps)
 
+    if config.neighbour_weight:
+        model = blend_with_neighbours(model, train_files, config)
     metrics = evaluate_model(model, eval_ds, config, eval_steps)
     log.info("validation metrics after %d steps: %s", train_steps, metrics)
     with tf.summary.create_file_writer(os.path.join(log_dir, "validation")).as_default():

@@ -37,9 +37,11 @@ MODEL_HPARAM_FLAGS = {
 # Named sets of flag defaults (flags given explicitly still win). `best-video`: the best
 # video-level configuration found on the 13,998-video shared sample (README, "Model quality").
 PRESETS = {
-    "best-video": {"model": "MlpMoeModel", "batch_size": 256, "base_learning_rate": 0.001,
-                   "learning_rate_decay_examples": 2_000_000, "train_steps": 1400,
-                   "mlp_hidden_size": 2048, "mlp_dropout": 0.5},
+    "best-video": {"model": "MlpModel", "ensemble_size": 4, "mlp_hidden_size": 2048,
+                   "mlp_input_dropout": 0.3, "mlp_dropout": 0.6, "batch_size": 256,
+                   "base_learning_rate": 0.001, "learning_rate_decay_examples": 2_000_000,
+                   "ema_momentum": 0.99, "train_steps": 1100, "eval_every_steps": 55,
+                   "early_stopping_patience": 3},
 }
 
 

@@ -95,5 +95,5 @@ def test_a_preset_sets_defaults_that_flags_override():
     assert args.model == PRESETS["best-video"]["model"]
     assert args.train_steps == PRESETS["best-video"]["train_steps"]
     args = parse_args_with_preset(build_parser(), ["--preset", "best-video", "--train_steps", "7"])
-    assert args.train_steps == 7 and args.model == "MlpMoeModel"
+    assert args.train_steps == 7 and args.model == PRESETS["best-video"]["model"]
     assert parse_args_with_preset(build_parser(), []).model == "LogisticModel"

@@ -38,20 +38,22 @@ class HtmlReport(Artifact):
 class ReportAccumulator:
     """Accumulates scores and labels overall and per vertical; renders the report."""
 
-    def __init__(self, num_classes: int, top_k: int = 20):
+    def __init__(self, num_classes: int, top_k: int = 20, per_vertical: bool = True):
+        """`per_vertical=False` skips the numpy per-vertical GAP, for callers that have
+        TFMA's (the `vertical_rows` of `html`)."""
         from trainer_module.features import NUM_CLASSES_2018
         from trainer_module.vocabulary import class_verticals, load_vocabulary
 
         self.overall = EvaluationMetrics(num_classes, top_k)
         self.vocabulary = load_vocabulary() if num_classes == NUM_CLASSES_2018 else None
         self.by_vertical: dict[str, EvaluationMetrics] = {}
-        if self.vocabulary:
+        if self.vocabulary and per_vertical:
             self.verticals, self.class_vertical = class_verticals()
             self.by_vertical = {v: EvaluationMetrics(num_classes, top_k) for v in self.verticals}
 
     def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
         self.overall.add(scores, labels)
-        if not self.vocabulary:
+        if not self.by_vertical:
             return
         in_vertical = (labels > 0) @ self.class_vertical  # [batch, verticals]
         for column, vertical in enumerate(self.verticals):
@@ -76,8 +78,7 @@ class ReportAccumulator:
                  f"<h2 id='metrics'>Metrics</h2><table class='metrics'>{rows}</table>"]
         parts.append("<h2 id='verticals'>GAP per top-level vertical</h2>")
         if self.vocabulary:
-            rows = sorted(vertical_rows, key=lambda row: -row[1]) if vertical_rows else None
-            rows = rows or self.vertical_rows()
+            rows = sorted(vertical_rows or self.vertical_rows(), key=lambda row: -row[1])
             parts.append(self._vertical_table(rows) + _img(self._vertical_plot(rows)))
         else:
             parts.append("<p>No vocabulary for this class count (only the 2018 vocabulary "
@@ -175,8 +176,8 @@ def load_training_config(model_dir: str):
         return TrainingConfig.from_dict(json.load(f))
 
 
-def score_labelled_files(model_dir: str, files: list[str], batch_size: int = 256
-                         ) -> ReportAccumulator:
+def score_labelled_files(model_dir: str, files: list[str], batch_size: int = 256,
+                         per_vertical: bool = True) -> ReportAccumulator:
     """Scores labelled shards with the exported model's `serving_default`."""
     import tensorflow as tf
 
@@ -185,7 +186,7 @@ def score_labelled_files(model_dir: str, files: list[str], batch_size: int = 256
     from trainer_module.reader import parse_examples
 
     config = load_training_config(model_dir)
-    report = ReportAccumulator(config.num_classes, config.top_k)
+    report = ReportAccumulator(config.num_classes, config.top_k, per_vertical)
     for records, _, outputs in score_shards(model_dir, files, batch_size):
         labels = parse_examples(records, config.feature_spec(), with_labels=True,
                                 max_frames=config.max_frames)[LABELS_KEY]
@@ -224,7 +225,8 @@ def EvaluationReport(  # noqa: N802 — TFX components are named like classes
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
-    page = score_labelled_files(model_dir, files).html(
+    # GAP per vertical is TFMA's, so it is not computed here again.
+    page = score_labelled_files(model_dir, files, per_vertical=False).html(
         "YouTube-8M evaluation report", {"model": model_dir, f"{split} split": split_uri},
         vertical_rows=tfma_vertical_rows(evaluation.uri))
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILENAME), "w") as f:

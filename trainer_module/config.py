@@ -42,8 +42,8 @@ class TrainingConfig:
     # that many evaluations without a better GAP.
     eval_every_steps: int = 0
     early_stopping_patience: int = 0
-    # Exponential moving average of the weights (0: off); the model takes the averaged
-    # weights at each validation and at the end.
+    # Exponential moving average of the weights (0: off): validations score the averaged
+    # weights and the model ends with them; training steps update the raw weights.
     ema_momentum: float = 0.0
     # Blend of the trained model's scores with its nearest training videos' labels (0: off).
     neighbour_weight: float = 0.0

@@ -69,6 +69,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help=f"default: {training.num_classes} (2018 data); 4716 when the data "
                             "is the 2017 release's (detected from its video_id key)")
     model.add_argument("--label_loss", default=training.label_loss)
+    model.add_argument("--label_smoothing", type=float, default=training.label_smoothing,
+                       help="CrossEntropyLoss targets become s/2 and 1 - s/2 (0: off)")
     model.add_argument("--frame_features", action="store_true",
                        help="frame-level SequenceExamples (default features: rgb,audio)")
     model.add_argument("--max_frames", type=int, default=training.max_frames)
@@ -146,6 +148,8 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
             raise PreflightError(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
     if not 0 <= args.ema_momentum < 1:
         raise PreflightError(f"--ema_momentum must be in [0, 1), got {args.ema_momentum}")
+    if not 0 <= args.label_smoothing < 1:
+        raise PreflightError(f"--label_smoothing must be in [0, 1), got {args.label_smoothing}")
     if not 0 <= args.neighbour_weight <= 1 or args.neighbours <= 0:
         raise PreflightError("--neighbour_weight must be in [0, 1] and --neighbours positive, "
                              f"got {args.neighbour_weight} and {args.neighbours}")
@@ -161,6 +165,7 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
         learning_rate_decay_examples=args.learning_rate_decay_examples,
         clip_gradient_norm=args.clip_gradient_norm,
         regularization_penalty=args.regularization_penalty, label_loss=args.label_loss,
+        label_smoothing=args.label_smoothing,
         top_k=args.top_k, max_frames=args.max_frames, seed=args.seed,
         train_dir=args.train_dir or default_train_dir,
         checkpoint_steps=args.checkpoint_steps, start_new_model=args.start_new_model,

@@ -122,15 +122,13 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
     and integrity. Returns the config (adapted to 2017 data) and notes for the user."""
     from pipeline.validate_data import GENERATIONS, detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
-    from trainer_module.losses import LOSSES
+    from trainer_module.losses import get_loss
     from trainer_module.models import build_model
 
     notes = []
     training = config.training
-    if training.label_loss not in LOSSES:
-        raise preflight.PreflightError(
-            f"unknown --label_loss {training.label_loss!r}; choose one of {', '.join(LOSSES)}")
     try:
+        get_loss(training.label_loss, training.label_smoothing)
         build_model(training.model, training.feature_spec(), training.num_classes,
                     **training.model_hparams)
     except ValueError as error:

@@ -175,6 +175,20 @@ def test_cross_entropy_sums_over_classes_and_averages_over_batch():
         expected, rel=1e-5)
 
 
+def test_label_smoothing_moves_the_best_prediction_off_0_and_1():
+    loss = get_loss("CrossEntropyLoss", label_smoothing=0.1)
+    labels = tf.constant([[1.0, 0.0]])
+
+    def at(positive, negative):
+        return float(loss(labels, tf.constant([[positive, negative]])))
+
+    # The smoothed targets are 0.95 and 0.05; sharper predictions cost more.
+    assert at(0.95, 0.05) < at(0.99, 0.01) and at(0.95, 0.05) < at(0.9, 0.1)
+    plain = get_loss("CrossEntropyLoss")
+    sharp, soft = tf.constant([[0.99, 0.01]]), tf.constant([[0.95, 0.05]])
+    assert float(plain(labels, sharp)) < float(plain(labels, soft))
+
+
 @pytest.mark.parametrize("pooling", [
     BagOfFrames(8), SoftBagOfFrames(8, max_pool=True), NetVLAD(4), NetVLAD(4, light=True),
     NetFV(4), NetFV(4, couple_weights=False)], ids=lambda layer: layer.__class__.__name__)

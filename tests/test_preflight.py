@@ -52,10 +52,17 @@ def test_feature_missing_from_the_data(capsys, tmp_path):
     ("--model", "NoSuchModel", "unknown --model 'NoSuchModel'"),
     ("--label_loss", "L1", "unknown --label_loss 'L1'"),
     ("--train_steps", "0", "--train_steps must be positive"),
+    ("--label_smoothing", "1.5", "--label_smoothing must be in [0, 1), got 1.5"),
 ])
 def test_unknown_names_and_bad_numbers(capsys, tmp_path, tiny_data_root, flag, value, message):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root, flag, value)
     assert message in err
+
+
+def test_label_smoothing_needs_cross_entropy(capsys, tmp_path, tiny_data_root):
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
+                              "--label_smoothing", "0.01", "--label_loss", "HingeLoss")
+    assert "--label_smoothing needs --label_loss=CrossEntropyLoss, not HingeLoss" in err
 
 
 def test_video_level_model_asked_to_read_frame_data(capsys, tmp_path):

@@ -31,6 +31,7 @@ class TrainingConfig:
     clip_gradient_norm: float = 1.0
     regularization_penalty: float = 1.0
     label_loss: str = "CrossEntropyLoss"
+    label_smoothing: float = 0.0  # CrossEntropyLoss targets: 0 → s/2, 1 → 1 - s/2
     top_k: int = 20
     max_frames: int = DEFAULT_MAX_FRAMES  # frame-level only: frames kept per video
     seed: int = 0

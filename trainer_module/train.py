@@ -60,7 +60,8 @@ def compile_model(config: TrainingConfig) -> keras.Model:
     # The starter code scales every regularisation loss by --regularization_penalty.
     hparams["l2_penalty"] = hparams.get("l2_penalty", 1e-8) * config.regularization_penalty
     model = build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
-    model.compile(optimizer=make_optimizer(config), loss=get_loss(config.label_loss))
+    loss = get_loss(config.label_loss, config.label_smoothing)
+    model.compile(optimizer=make_optimizer(config), loss=loss)
     return model
 
 

@@ -40,8 +40,9 @@ PRESETS = {
     "best-video": {"model": "MlpModel", "ensemble_size": 4, "mlp_hidden_size": 2048,
                    "mlp_input_dropout": 0.3, "mlp_dropout": 0.6, "batch_size": 256,
                    "base_learning_rate": 0.001, "learning_rate_decay_examples": 2_000_000,
-                   "ema_momentum": 0.99, "train_steps": 1100, "eval_every_steps": 55,
-                   "early_stopping_patience": 3},
+                   "label_smoothing": 0.002, "ema_momentum": 0.99, "train_steps": 1650,
+                   "eval_every_steps": 55, "early_stopping_patience": 3,
+                   "neighbour_weight": 0.15, "neighbours": 30},
 }
 
 

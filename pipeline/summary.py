@@ -26,7 +26,7 @@ class RunResult:
     model_uri: str
     model_run_uri: str | None
     evaluation_uri: str
-    training_history: dict  # resumed_from_step, final_step, warm_started_from
+    training_history: dict  # resumed_from_step, final_step, best_step, … (train.py)
     predictions_csv: str | None = None  # the BatchPredict step's CSV, if it ran and predicted
     report_html: str | None = None  # the EvaluationReport step's page
 
@@ -125,8 +125,10 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
         lines.append(f"Training:    warm-started from {history['warm_started_from']}")
     if history.get("best_step") is not None:
         best_gap = dict(map(tuple, history["validation_gap_by_step"]))[history["best_step"]]
+        # Validation during training scores the trained model; the blend comes after it.
+        blend = " before the neighbour blend" if history.get("neighbour_weight") else ""
         lines.append(f"Training:    kept step {history['best_step']} of {history['final_step']} "
-                     f"(best validation GAP {best_gap:.4f})")
+                     f"(best validation GAP {best_gap:.4f}{blend})")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")

@@ -30,13 +30,10 @@ class BatchPredictError(Exception):
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the `k` highest-scoring class ids and their scores, best first."""
-    k = min(k, scores.shape[1])
-    rows = np.arange(len(scores))[:, None]
-    unordered = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-scores[rows, unordered], axis=1, kind="stable")
-    class_ids = unordered[rows, order]
-    return class_ids, scores[rows, class_ids]
+    """Per row, the `k` highest-scoring class ids and their scores, best first; equal scores
+    in class id order, as the SavedModel's `tf.math.top_k` outputs them."""
+    class_ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return class_ids, np.take_along_axis(scores, class_ids, axis=1)
 
 
 def format_csv_row(video_id: str, class_ids, scores) -> str:

@@ -12,6 +12,7 @@ import tensorflow as tf
 from pipeline.evaluate import evaluate_saved_model
 from pipeline.evaluate import main as evaluate_main
 from serving.batch_predict import main as predict_main
+from serving.batch_predict import top_k
 from serving.json_to_csv import main as json_to_csv_main
 from tests.helpers import random_rows, write_frame_examples, write_video_examples
 from trainer_module.features import FeatureSpec
@@ -25,6 +26,15 @@ def in_process(model_dir, pattern):
     outputs = [serve(examples=batch) for batch in records]
     ids = [v.decode() for out in outputs for v in out["video_id"].numpy()]
     return ids, np.concatenate([out["scores"].numpy() for out in outputs])
+
+
+def test_top_k_puts_equal_scores_in_class_order_like_the_saved_model():
+    scores = np.array([[0.5, 0.9, 0.5, 0.9, 0.1], [0.2, 0.2, 0.2, 0.7, 0.2]], np.float32)
+    class_ids, top_scores = top_k(scores, 3)
+    expected = tf.math.top_k(scores, k=3)
+    np.testing.assert_array_equal(class_ids, expected.indices.numpy())
+    np.testing.assert_array_equal(class_ids, [[1, 3, 0], [3, 0, 1]])
+    np.testing.assert_array_equal(top_scores, expected.values.numpy())
 
 
 def read_predictions(path):

@@ -29,15 +29,19 @@ class RunResult:
     training_history: dict  # resumed_from_step, final_step, best_step, … (train.py)
     predictions_csv: str | None = None  # the BatchPredict step's CSV, if it ran and predicted
     report_html: str | None = None  # the EvaluationReport step's page
+    neighbour_weight: float = 0.0  # the candidate's --neighbour_weight (its training config)
+
+
+def _serving_model_dir(model_uri: str) -> str:
+    from tfx.utils import path_utils
+
+    return path_utils.serving_model_path(model_uri)
 
 
 def _training_history(model_uri: str) -> dict:
-    from tfx.utils import path_utils
-
     from trainer_module.export import EXTRA_ASSETS_DIR, HISTORY_FILENAME
 
-    path = os.path.join(path_utils.serving_model_path(model_uri), EXTRA_ASSETS_DIR,
-                        HISTORY_FILENAME)
+    path = os.path.join(_serving_model_dir(model_uri), EXTRA_ASSETS_DIR, HISTORY_FILENAME)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
@@ -76,6 +80,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     evaluation = artifacts["ModelEvaluation"]
     blessing = artifacts["ModelBlessing"]
     pushed = artifacts.get("PushedModel")
+    from components.evaluation_report import load_training_config
     from components.tfma_metrics import load_evaluation
 
     evaluation_metrics = load_evaluation(evaluation.uri)
@@ -102,6 +107,8 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         training_history=_training_history(artifacts["Model"].uri),
         predictions_csv=predictions_csv,
         report_html=_report_path(artifacts),
+        neighbour_weight=load_training_config(
+            _serving_model_dir(artifacts["Model"].uri)).neighbour_weight,
     )
 
 
@@ -126,7 +133,7 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
     if history.get("best_step") is not None:
         best_gap = dict(map(tuple, history["validation_gap_by_step"]))[history["best_step"]]
         # Validation during training scores the trained model; the blend comes after it.
-        blend = " before the neighbour blend" if history.get("neighbour_weight") else ""
+        blend = " before the neighbour blend" if result.neighbour_weight else ""
         lines.append(f"Training:    kept step {history['best_step']} of {history['final_step']} "
                      f"(best validation GAP {best_gap:.4f}{blend})")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"

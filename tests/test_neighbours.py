@@ -90,8 +90,8 @@ def test_the_summary_says_the_training_gap_comes_before_the_blend():
     history = {"final_step": 20, "best_step": 10, "validation_gap_by_step": [[10, 0.6], [20, 0.5]]}
     result = RunResult(metrics={"gap": 0.7}, baseline_metrics={}, blessed=True, pushed_path=None,
                        model_uri="model", model_run_uri=None, evaluation_uri="evaluation",
-                       training_history={**history, "neighbour_weight": 0.15})
+                       training_history=history, neighbour_weight=0.15)
     assert "kept step 10 of 20 (best validation GAP 0.6000 before the neighbour blend)" in (
         format_summary(result, "root"))
-    result.training_history["neighbour_weight"] = 0.0
+    result.neighbour_weight = 0.0
     assert "kept step 10 of 20 (best validation GAP 0.6000)\n" in format_summary(result, "root")

@@ -196,8 +196,6 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     history = {"resumed_from_step": initial_step,
                "final_step": max(initial_step, train_steps),
                "warm_started_from": warm_start_from if initial_step == 0 else None}
-    if config.neighbour_weight:
-        history["neighbour_weight"] = config.neighbour_weight
     if validation is not None and validation.gap_by_step:
         history.update(final_step=validation.step, best_step=validation.best_step,
                        validation_gap_by_step=validation.gap_by_step)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
+
+from serving.session_model import SessionModel
+from trainer_module.export import signature_variables
 
 
 def write_video_examples(path: str, rows: list[dict], compression: str = "") -> None:
@@ -47,3 +52,32 @@ def write_frame_examples(path: str, rows: list[dict], seed: int = 0, min_frames:
             writer.write(sequence_example_from_video(
                 video, rng, min_frames, max_frames).SerializeToString())
     tf.io.gfile.remove(video_path)
+
+
+def assert_runs_in_tf_servings_loader(model_dir: str, loaded, serialized: list[bytes]):
+    """Every signature gives the Python call's outputs when run as TF Serving runs it."""
+    session_model = SessionModel(model_dir)
+    try:
+        assert set(session_model.signature_defs) - {"__saved_model_init_op"} == set(
+            loaded.signatures)
+        for name, function in loaded.signatures.items():
+            inputs = ({"examples": np.array(serialized, dtype=object)}
+                      if name != "predict_features" else
+                      {key: np.ones([3, spec.shape[1]], np.float32) for key, spec in
+                       function.structured_input_signature[1].items()})
+            by_python = function(**{key: tf.constant(value) for key, value in inputs.items()})
+            by_session = session_model.run(name, inputs)
+            assert set(by_session) == set(by_python)
+            for output, value in by_python.items():
+                np.testing.assert_array_equal(by_session[output], value.numpy(), err_msg=output)
+    finally:
+        session_model.close()
+
+
+def assert_variables_are_what_the_signatures_read(model_dir: str, loaded):
+    """No optimizer slots, EMA copies or other training state in the SavedModel."""
+    read = signature_variables(loaded.signatures.values())
+    read_bytes = sum(v.shape.num_elements() * v.dtype.size for v in read)
+    variables = os.path.join(model_dir, "variables")
+    stored_bytes = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+    assert read_bytes <= stored_bytes <= 1.05 * read_bytes, (stored_bytes, read_bytes)

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_rows, write_frame_examples, write_video_examples
+from tests.helpers import (
+    assert_runs_in_tf_servings_loader,
+    assert_variables_are_what_the_signatures_read,
+    random_rows,
+    write_frame_examples,
+    write_video_examples,
+)
 from trainer_module.config import TrainingConfig
 from trainer_module.losses import LOSSES, get_loss
 from trainer_module.metrics import EvaluationMetrics
@@ -85,6 +91,8 @@ def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_nam
     assert [v.decode() for v in by_examples["top_k_labels"].numpy()[0]] == [
         names[i] for i in by_examples["top_k_class_ids"].numpy()[0]]
 
+    assert_runs_in_tf_servings_loader(str(tmp_path / "model"), loaded, serialized)
+    assert_variables_are_what_the_signatures_read(str(tmp_path / "model"), loaded)
     if model_name in FRAME_LEVEL_MODELS:
         assert "predict_features" not in loaded.signatures
         return
@@ -129,7 +137,8 @@ def test_ensemble_predicts_its_members_mean_and_each_member_learns_as_if_alone()
 
 def test_ensemble_trains_and_serves_like_one_model(tmp_path, shards):
     root, eval_rows = shards
-    config = TrainingConfig(model="MlpModel", batch_size=16, model_hparams={
+    # With EMA: its shadow copies are training state, not part of the export.
+    config = TrainingConfig(model="MlpModel", batch_size=16, ema_momentum=0.9, model_hparams={
         "ensemble_size": 2, "mlp_hidden_size": 32, "mlp_input_dropout": 0.2})
     evaluation = str(root / "eval.tfrecord")
     metrics = train_and_export(config, [str(root / "train.tfrecord")], [evaluation],
@@ -139,6 +148,8 @@ def test_ensemble_trains_and_serves_like_one_model(tmp_path, shards):
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(evaluation)]
     scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))["scores"]
     assert scores.shape == (len(eval_rows), NUM_CLASSES)
+    assert_runs_in_tf_servings_loader(str(tmp_path / "model"), loaded, serialized)
+    assert_variables_are_what_the_signatures_read(str(tmp_path / "model"), loaded)
     by_metrics = EvaluationMetrics(NUM_CLASSES)
     by_metrics.add(scores.numpy(), np.stack([multi_hot_row(r["labels"]) for r in eval_rows]))
     assert by_metrics.result()["gap"] == pytest.approx(metrics["gap"], abs=1e-6)

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_rows, write_video_examples
+from tests.helpers import (
+    assert_runs_in_tf_servings_loader,
+    assert_variables_are_what_the_signatures_read,
+    random_rows,
+    write_video_examples,
+)
 from trainer_module.checkpoints import warm_start
 from trainer_module.config import TrainingConfig
 from trainer_module.metrics import EvaluationMetrics
@@ -72,6 +77,8 @@ def test_the_blend_is_exported_served_and_warm_starts_the_trained_model(tmp_path
         labels[row, video["labels"]] = 1
     served.add(scores, labels)
     assert served.result()["gap"] == pytest.approx(metrics["gap"], abs=1e-6)
+    assert_runs_in_tf_servings_loader(str(tmp_path / "model"), loaded, serialized.numpy())
+    assert_variables_are_what_the_signatures_read(str(tmp_path / "model"), loaded)
 
     # The served scores are the blend: a training video's own labels get at least 0.3 × its
     # own similarity share, so they rank first.

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from trainer_module.config import CONFIG_FILENAME, TrainingConfig
+from trainer_module.export import TRAINED_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +109,21 @@ class SaveCheckpoints(keras.callbacks.Callback):
 
 def warm_start(model: keras.Model, saved_model_dir: str) -> None:
     """Loads the weights of a model exported by `export_serving_model` (same architecture)."""
-    # The SavedModel's variables are a checkpoint whose root holds the Keras model as `model`
-    # (its optimizer state is there too; a warm start does not want it).
-    try:
-        status = tf.train.Checkpoint(model=model).read(
-            os.path.join(saved_model_dir, "variables", "variables"))
-        status.expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError) as error:
-        raise CheckpointMismatchError(
-            f"cannot warm-start from {saved_model_dir}: its model has another architecture "
-            f"({str(error).splitlines()[0]})") from None
+    # The SavedModel's variables are a checkpoint holding the trained model's weights, in
+    # `model.weights` order, under TRAINED_WEIGHTS (and nothing of its optimizer).
+    reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, "variables", "variables"))
+    saved_shapes = {key: shape for key, shape in reader.get_variable_to_shape_map().items()
+                    if key.startswith(f"{TRAINED_WEIGHTS}/")}
+    keys = [f"{TRAINED_WEIGHTS}/{i}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(len(model.weights))]
+    difference = None
+    if len(saved_shapes) != len(keys):
+        difference = f"{len(saved_shapes)} weights there, {len(keys)} here"
+    for weight, key in zip(model.weights, keys, strict=True):
+        if difference is None and saved_shapes.get(key) != list(weight.shape):
+            difference = (f"{weight.path} is {saved_shapes.get(key)} there, "
+                          f"{list(weight.shape)} here")
+    if difference:
+        raise CheckpointMismatchError(f"cannot warm-start from {saved_model_dir}: its model "
+                                      f"has another architecture ({difference})")
+    model.set_weights([reader.get_tensor(key) for key in keys])
     log.warning("warm-started from %s", saved_model_dir)

@@ -8,6 +8,15 @@ Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes
 - `predict_features`: video level only, the raw float features by name (JSON-friendly).
 - `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
   (the Evaluator's preprocessing function; present when a Transform graph is given).
+
+The SavedModel holds the serving graph and the variables its signatures read, nothing else:
+no optimizer slots, EMA copies or seed states (checkpoints keep those for resuming). Its root
+is a plain `tf.Module` that tracks the raw `tf.Variable`s, as `keras.export.ExportArchive`
+does. Saving the Keras model object itself writes each Keras 3 variable twice into the
+MetaGraph: once for the wrapper, which the `saver_def` restore op fills, and once for the
+wrapped `tf.Variable`, which the signatures read. TF Serving's C++ loader restores through
+`saver_def`, so the variables the signatures read would stay uninitialised there
+("Could not find variable …") while Python's object-based loader hides the problem.
 """
 
 from __future__ import annotations
@@ -26,43 +35,73 @@ from trainer_module.vocabulary import label_names
 # TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
 EXTRA_ASSETS_DIR = "assets.extra"
 HISTORY_FILENAME = "training_history.json"
+# The root attribute holding the trained model's weights in `model.weights` order: warm
+# starts read them by these checkpoint keys (`trained_weights/<i>/.ATTRIBUTES/…`).
+TRAINED_WEIGHTS = "trained_weights"
 
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
                          tft_layer=None, history: dict | None = None) -> None:
-    """Writes `model` (and the Transform layer, if any) as a SavedModel with the signatures
-    above, plus its training config and `history` (how training went) in assets.extra/."""
-    spec = config.feature_spec()
-    module = tf.Module()
-    # Warm starts read the trained model's weights from `model`; `scorer` may wrap it
-    # (BlendWithNeighbours).
-    module.model = getattr(model, "trained_model", model)
-    module.scorer = model
-    module.tft_layer = tft_layer
+    """Writes `model` (and the Transform layer, if any) as a serving-only SavedModel with the
+    signatures above, plus its training config and `history` (how training went) in
+    assets.extra/."""
+    signatures = _signatures(model, config, tft_layer)
+    # Warm starts read the trained model's weights; `model` may wrap it (BlendWithNeighbours).
+    trained = getattr(model, "trained_model", model)
+    root = tf.Module()
+    setattr(root, TRAINED_WEIGHTS, [weight.value for weight in trained.weights])
+    # Everything else the signatures read (neighbour references, Transform tables' state),
+    # each variable under one path only.
+    tracked = {id(v) for v in getattr(root, TRAINED_WEIGHTS)}
+    root.serving_variables = [v for v in signature_variables(signatures.values())
+                              if id(v) not in tracked]
+    if tft_layer is not None:
+        root.tft_layer = tft_layer  # its lookup tables and assets
+    tf.saved_model.save(root, export_dir, signatures=signatures)
+    extra = os.path.join(export_dir, EXTRA_ASSETS_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, CONFIG_FILENAME), "w") as f:
+        f.write(config.to_json())
+    with tf.io.gfile.GFile(os.path.join(extra, HISTORY_FILENAME), "w") as f:
+        f.write(json.dumps(history or {}, indent=2, sort_keys=True))
 
-    module.label_names = tf.constant(label_names(config.num_classes))
+
+def signature_variables(functions) -> list[tf.Variable]:
+    """The variables the concrete `functions` read, each once, in order of first use."""
+    seen, variables = set(), []
+    for function in functions:
+        for variable in function.variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    return variables
+
+
+def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
+    """Signature name → concrete function, for `model` and the Transform layer."""
+    spec = config.feature_spec()
+    names = tf.constant(label_names(config.num_classes))
 
     def parse(examples, with_labels=False, with_ids=False):
         return parse_examples(examples, spec, with_labels, config.max_frames, with_ids)
 
     def predict(features):
         inputs = {name: features[name] for name in model_input_names(spec)}
-        scores = module.scorer(inputs, training=False)
+        scores = model(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
         return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values,
-                "top_k_labels": tf.gather(module.label_names, top.indices)}
+                "top_k_labels": tf.gather(names, top.indices)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
         features = parse(examples, with_ids=True)
         video_ids = features.pop(VIDEO_ID_OUTPUT)
-        if module.tft_layer is not None and not spec.is_frame_level:
+        if tft_layer is not None and not spec.is_frame_level:
             # Video-level features go through Transform, as in training; frame-level
             # Transform only derives the label.
-            features = module.tft_layer(features)
+            features = tft_layer(features)
         return {**predict(features), VIDEO_ID_OUTPUT: video_ids}
 
-    module.serve_examples = serve_examples
     signatures = {"serving_default": serve_examples.get_concrete_function()}
     if not spec.is_frame_level:
         @tf.function(input_signature=[
@@ -70,7 +109,6 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
         def predict_features(*features):
             return predict(dict(zip(spec.names, features, strict=True)))
 
-        module.predict_features = predict_features
         signatures["predict_features"] = predict_features.get_concrete_function()
     if tft_layer is not None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -79,15 +117,7 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
             if spec.is_frame_level:
                 # Frame-level Transform only derives the label from the context's `labels`.
                 raw = {LABELS_KEY: raw[LABELS_KEY]}
-            return module.tft_layer(raw)
+            return tft_layer(raw)
 
-        module.transform_features = transform_features
         signatures["transform_features"] = transform_features.get_concrete_function()
-
-    tf.saved_model.save(module, export_dir, signatures=signatures)
-    extra = os.path.join(export_dir, EXTRA_ASSETS_DIR)
-    tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, CONFIG_FILENAME), "w") as f:
-        f.write(config.to_json())
-    with tf.io.gfile.GFile(os.path.join(extra, HISTORY_FILENAME), "w") as f:
-        f.write(json.dumps(history or {}, indent=2, sort_keys=True))
+    return signatures

@@ -1,8 +1,18 @@
-"""Turns TensorFlow's multi-line op errors into the one line a user needs."""
+"""Errors of the serving code: TF Serving's refusals, and TensorFlow's multi-line op errors as
+the one line a user needs."""
 
 from __future__ import annotations
 
 import re
+
+
+class ServingError(Exception):
+    """A request TF Serving would refuse; `status` is the HTTP code it would answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
 
 _NOISE = ("Graph execution error", "Detected at node", "[[", "File ", "Traceback")
 

@@ -2,15 +2,18 @@
 
 Production serving is the `tensorflow/serving` image (`make serve` uses it when Docker is
 available). Where it is not, this server answers the same requests for the same SavedModels,
-so clients and tests do not change:
+loaded the way TF Serving loads them (`serving.session_model`), so clients and tests do not
+change:
 
-    POST /v1/models/{name}[/versions/{v}]:predict   row ("instances") or columnar ("inputs")
-    GET  /v1/models/{name}[/versions/{v}]            version status
-    GET  /v1/models/{name}[/versions/{v}]/metadata   signature defs
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:(predict|classify|regress)
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            version status
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature defs
 
-Like TF Serving's default version policy it serves the latest version under the base path and
-switches to a newly pushed one within `--file_system_poll_wait_seconds`. Errors are
-`{"error": "..."}` with TF Serving's status codes.
+Like TF Serving's default version policy it serves the latest version under the base path,
+switches to a newly pushed one within `--file_system_poll_wait_seconds` and unloads the old
+one; a version that fails to load is retried with back-off while the previous one serves.
+Routing, status codes and messages follow `http_rest_api_handler.cc`,
+`http_rest_api_util.cc` and `http_server.cc`; README lists where this server differs.
 
     python -m serving.server --model_name=yt8m --model_base_path=serving_model
 """
@@ -18,25 +21,25 @@ switches to a newly pushed one within `--file_system_poll_wait_seconds`. Errors 
 from __future__ import annotations
 
 import argparse
-import base64
+import contextlib
 import dataclasses
 import logging
+import os
 import re
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import orjson
 import tensorflow as tf
-from flask import Flask, Response, request
 from google.protobuf import json_format
-from tensorflow.core.protobuf import saved_model_pb2
-from werkzeug.exceptions import HTTPException
 
-from serving.errors import op_error_reason
+from serving import json_tensors
+from serving.errors import ServingError, op_error_reason
 from serving.model_dir import available_versions
+from serving.session_model import SessionModel
 
 log = logging.getLogger(__name__)
 
@@ -44,75 +47,149 @@ DEFAULT_MODEL_NAME = "yt8m"
 DEFAULT_PORT = 8501
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_SIGNATURE = "serving_default"
-# The REST paths TF Serving accepts (labels are not supported here).
-MODEL_PATH = re.compile(
-    r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
-    r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$")
-
-
-class ServingError(Exception):
-    """A request TF Serving would refuse; `status` is the HTTP code it would use."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+MAX_VERSION = 2**63 - 1
+# `kPredictionApiGegex` and `kModelStatusApiRegex` (http_rest_api_util.cc); only paths under
+# /v1/ reach the handler (`kHTTPRestApiHandlerPathRegex`).
+HANDLED_PATH = re.compile(r"/v1/.*", re.I | re.S)
+PREDICTION_PATH = re.compile(
+    r"/v1/models/(?P<name>[^/:]+)(?:(?:/versions/(?P<version>\d+))|"
+    r"(?:/labels/(?P<label>[^/:]+)))?:(?P<verb>classify|regress|predict)", re.I)
+STATUS_PATH = re.compile(
+    r"/v1/models(?:/(?P<name>[^/:]+))?(?:(?:/versions/(?P<version>\d+))|"
+    r"(?:/labels/(?P<label>[^/:]+)))?(?:/(?P<subresource>metadata))?", re.I)
+# `ToHTTPStatusCode` (http_server.cc), by TensorFlow error code.
+HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+               10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+ERROR_CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT",
+                    4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 6: "ALREADY_EXISTS",
+                    7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+                    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL",
+                    14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+                404: "Not Found", 409: "Conflict", 413: "Request Entity Too Large",
+                429: "Too Many Requests", 499: "Client Closed Request",
+                500: "Internal Server Error", 501: "Not Implemented",
+                503: "Service Unavailable", 504: "Gateway Timeout"}
+# A broken newest version is retried after these many seconds, doubling up to the maximum.
+RETRY_SECONDS, MAX_RETRY_SECONDS = 2.0, 300.0
 
 
 @dataclasses.dataclass
-class LoadedModel:
-    version: int
-    path: str
-    signatures: dict[str, Any]  # name → concrete function
-    signature_defs: saved_model_pb2.SavedModel
+class VersionStatus:
+    """One version's entry in the status response (`ModelVersionStatus`)."""
+
+    state: str  # AVAILABLE or END (unloaded, or failed to load)
+    error_code: str = "OK"
+    error_message: str = ""
 
 
-def load_version(version: int, path: str) -> LoadedModel:
-    saved_model = saved_model_pb2.SavedModel()
-    with open(f"{path}/saved_model.pb", "rb") as f:
-        saved_model.ParseFromString(f.read())
-    loaded = tf.saved_model.load(path)
-    return LoadedModel(version, path, dict(loaded.signatures), saved_model)
+class _Servable:
+    """A loaded version; closed once it is retired and its last request has finished."""
+
+    def __init__(self, version: int, model: SessionModel):
+        self.version = version
+        self.model = model
+        self.users = 0
+        self.retired = False
+
+
+@dataclasses.dataclass
+class _FailedLoad:
+    fingerprint: tuple
+    retry_at: float
+    wait: float
 
 
 class ModelRegistry:
     """The latest version of one model under a base path, reloaded when a newer one appears."""
 
-    def __init__(self, name: str, base_path: str):
+    def __init__(self, name: str, base_path: str, clock: Callable[[], float] = time.monotonic):
         self.name = name
         self.base_path = base_path
+        self._clock = clock
         self._lock = threading.Lock()
-        self._current: LoadedModel | None = None
+        self._current: _Servable | None = None
+        self._statuses: dict[int, VersionStatus] = {}
+        self._failed: dict[int, _FailedLoad] = {}
 
     def refresh(self) -> None:
-        """Loads the newest version if it is not the one being served."""
+        """Loads the newest version if it is not the one being served; the old one is
+        unloaded when its requests have finished."""
         versions = available_versions(self.base_path)
         if not versions:
             return
         newest = max(versions)
         if self._current is not None and self._current.version == newest:
             return
-        try:
-            model = load_version(newest, versions[newest])
-        except Exception as error:  # a half-copied or broken version must not stop serving
-            log.error("cannot load %s version %d: %s", self.name, newest, error)
+        path = versions[newest]
+        fingerprint = _fingerprint(path)
+        failed = self._failed.get(newest)
+        if failed and failed.fingerprint == fingerprint and self._clock() < failed.retry_at:
             return
+        try:
+            model = SessionModel(path)
+        except Exception as error:  # a half-copied or broken version must not stop serving
+            wait = min(failed.wait * 2, MAX_RETRY_SECONDS) if failed else RETRY_SECONDS
+            self._failed[newest] = _FailedLoad(fingerprint, self._clock() + wait, wait)
+            code = getattr(error, "error_code", 2)
+            message = op_error_reason(str(error))
+            with self._lock:
+                self._statuses[newest] = VersionStatus("END", ERROR_CODE_NAMES.get(code, "UNKNOWN"),
+                                                       message)
+            log.error("cannot load %s version %d (retrying in %.0f s): %s", self.name, newest,
+                      wait, message)
+            return
+        self._failed.pop(newest, None)
         with self._lock:
-            self._current = model
-        log.warning("serving %s version %d from %s", self.name, newest, model.path)
+            old, self._current = self._current, _Servable(newest, model)
+            self._statuses[newest] = VersionStatus("AVAILABLE")
+            if old is not None:
+                self._statuses[old.version] = VersionStatus("END")
+                old.retired = True
+                close_old = old.users == 0
+        if old is not None and close_old:
+            old.model.close()
+        log.warning("serving %s version %d from %s", self.name, newest, path)
 
     @property
     def serving_version(self) -> int | None:
         with self._lock:
             return self._current.version if self._current else None
 
-    def get(self, name: str, version: int | None) -> LoadedModel:
+    @contextlib.contextmanager
+    def use(self, name: str, version: int | None) -> Iterator[_Servable]:
+        """The servable for a request (`GetServableHandle`), kept loaded while in use."""
         with self._lock:
-            current = self._current
-        wanted = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
-        if name != self.name or current is None or (
-                version is not None and version != current.version):
-            raise ServingError(f"Servable not found for request: {wanted}", 404)
-        return current
+            servable = self._current
+            if name != self.name or servable is None or (
+                    version is not None and version != servable.version):
+                wanted = f"Specific({name}, {version})" if version is not None else (
+                    f"Latest({name})")
+                raise ServingError(f"Servable not found for request: {wanted}", 404)
+            servable.users += 1
+        try:
+            yield servable
+        finally:
+            with self._lock:
+                servable.users -= 1
+                close = servable.retired and servable.users == 0
+            if close:
+                servable.model.close()
+
+    def status(self, name: str, version: int | None) -> dict:
+        """`GetModelStatusImpl`: every version this server has known, newest first."""
+        with self._lock:
+            statuses = dict(self._statuses) if name == self.name else {}
+        if version is not None:
+            if version not in statuses:
+                raise ServingError(f"Could not find version {version} of model {name}", 404)
+            statuses = {version: statuses[version]}
+        elif not statuses:
+            raise ServingError(f"Could not find any versions of model {name}", 404)
+        return {"model_version_status": [
+            {"version": str(v), "state": s.state,
+             "status": {"error_code": s.error_code, "error_message": s.error_message}}
+            for v, s in sorted(statuses.items(), reverse=True)]}
 
     def poll_forever(self, interval_seconds: float) -> None:
         while True:
@@ -120,187 +197,165 @@ class ModelRegistry:
             self.refresh()
 
 
-# --- JSON ↔ tensors ------------------------------------------------------------------------
-
-def _decode_value(value, dtype: tf.DType):
-    """JSON value → numpy-compatible value; `{"b64": …}` and text become bytes for strings."""
-    if isinstance(value, list):
-        return [_decode_value(v, dtype) for v in value]
-    if isinstance(value, dict):
-        if set(value) != {"b64"} or not isinstance(value["b64"], str):
-            raise ServingError("JSON object: does not have named input(s) or a 'b64' key")
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except ValueError:
-            raise ServingError("Unable to base64 decode the 'b64' value") from None
-    if dtype == tf.string:
-        if not isinstance(value, str):
-            raise ServingError(f"expected a string for a DT_STRING input, got {value!r}")
-        return value.encode("utf-8")
-    return value
+def _fingerprint(path: str) -> tuple:
+    """What changes when a version's files are (re)written."""
+    names = ("saved_model.pb", "variables/variables.index")
+    return tuple(os.stat(os.path.join(path, n)).st_mtime_ns
+                 if os.path.exists(os.path.join(path, n)) else None for n in names)
 
 
-def _to_tensor(name: str, value, spec: tf.TensorSpec) -> tf.Tensor:
+# --- requests -------------------------------------------------------------------------------
+
+def _run(model: SessionModel, signature: str, inputs: dict[str, np.ndarray]) -> dict:
     try:
-        array = np.asarray(_decode_value(value, spec.dtype),
-                           dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
-    except (ValueError, TypeError):
-        raise ServingError(f"input '{name}': values are not a {spec.dtype.name} tensor "
-                           "(ragged lists or wrong types)") from None
-    if not spec.shape.is_compatible_with(array.shape):
-        raise ServingError(f"input '{name}': shape {list(array.shape)} does not match the "
-                           f"signature's {spec.shape.as_list()}")
-    return tf.constant(array, dtype=spec.dtype)
+        return model.run(signature, inputs)
+    except tf.errors.OpError as error:
+        raise ServingError(op_error_reason(error.message),
+                           HTTP_STATUS.get(error.error_code, 500)) from None
+    except (ValueError, TypeError) as error:  # the session's own feed checks
+        raise ServingError(op_error_reason(str(error))) from None
 
 
-def _inputs_from_body(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict, bool]:
-    """Named input tensors from a predict body, and whether it was in row format."""
-    if ("instances" in body) == ("inputs" in body):
-        raise ServingError("Missing 'inputs' or 'instances' key" if "instances" not in body
-                           else "'instances' and 'inputs' cannot both be given")
-    names = list(specs)
-    if "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise ServingError("'instances' must be a non-empty list")
-        named = all(isinstance(i, dict) and "b64" not in i for i in instances)
-        if named:
-            keys = {frozenset(i) for i in instances}
-            if keys != {frozenset(names)}:
-                raise ServingError(f"instances must each name exactly the inputs {names}")
-            columns = {n: [i[n] for i in instances] for n in names}
-        elif len(names) == 1:
-            columns = {names[0]: instances}
-        else:
-            raise ServingError(f"the signature has several inputs {names}: each instance must "
-                               "be an object naming them")
-        row_format = True
-    else:
-        inputs = body["inputs"]
-        if isinstance(inputs, dict) and "b64" not in inputs:
-            if set(inputs) != set(names):
-                raise ServingError(f"'inputs' must name exactly the inputs {names}")
-            columns = inputs
-        elif len(names) == 1:
-            columns = {names[0]: inputs}
-        else:
-            raise ServingError(f"the signature has several inputs {names}: 'inputs' must be "
-                               "an object naming them")
-        row_format = False
-    return {n: _to_tensor(n, columns[n], specs[n]) for n in names}, row_format
+def predict(servable: _Servable, document: dict, signature: str) -> bytes:
+    """`ProcessPredictRequest` for a parsed request body."""
+    model = servable.model
+    name = signature or DEFAULT_SIGNATURE
+    if name not in model.signature_defs:
+        raise ServingError(f'Serving signature name: "{name}" not found in signature def')
+    inputs, row_format = json_tensors.predict_inputs(document, model.input_specs(name))
+    return json_tensors.predict_response(_run(model, name, inputs), row_format)
 
 
-def _json_value(name: str, tensor: tf.Tensor):
-    """A numpy array for numbers (orjson writes them fast and exactly), lists for strings."""
-    array = tensor.numpy()
-    if tensor.dtype != tf.string:
-        return array
-
-    def encode(raw: bytes):
-        if name.endswith("_bytes"):
-            return {"b64": base64.b64encode(raw).decode("ascii")}
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(raw).decode("ascii")}
-
-    return np.vectorize(encode, otypes=[object])(array).tolist() if array.ndim else encode(
-        array.item())
-
-
-def predict(model: LoadedModel, body: Any) -> dict:
-    """TF Serving's predict: the response body for a parsed request body."""
-    if not isinstance(body, dict):
-        raise ServingError("JSON Value: the request body must be a JSON object")
-    signature_name = body.get("signature_name", DEFAULT_SIGNATURE)
-    if signature_name not in model.signatures:
-        raise ServingError(f"Serving signature name: \"{signature_name}\" not found in "
-                           "signature def", 404)
-    function = model.signatures[signature_name]
-    specs = function.structured_input_signature[1]
-    inputs, row_format = _inputs_from_body(body, specs)
-    try:
-        outputs = function(**inputs)
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-        raise ServingError(op_error_reason(getattr(error, "message", str(error)))) from None
-    values = {name: _json_value(name, tensor) for name, tensor in sorted(outputs.items())}
-    if not row_format:
-        return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
-    batch_sizes = {len(v) if np.ndim(v) > 0 else None for v in values.values()}
-    if len(batch_sizes) != 1 or None in batch_sizes:
-        raise ServingError("Tensors in the output do not share a batch dimension; use the "
-                           "columnar 'inputs' format")
-    rows = batch_sizes.pop()
-    if len(values) == 1:
-        return {"predictions": next(iter(values.values()))}
-    return {"predictions": [{name: v[row] for name, v in values.items()}
-                            for row in range(rows)]}
+def classify_or_regress(servable: _Servable, document: dict, signature: str,
+                        verb: str) -> bytes:
+    """`ProcessClassifyRequest` / `ProcessRegressRequest` (classifier.cc, regressor.cc, with
+    TF Serving's default of no method_name check)."""
+    examples = json_tensors.examples_from_json(document, verb)
+    model = servable.model
+    name = signature or DEFAULT_SIGNATURE
+    if name not in model.signature_defs:
+        raise ServingError(f"No signature was found with the name: {name}")
+    signature_def = model.signature_defs[name]
+    if len(signature_def.inputs) != 1:
+        raise ServingError("Expected one input Tensor.")
+    wanted = ("classes", "scores") if verb == "classify" else ("outputs",)
+    if verb == "classify" and len(signature_def.outputs) not in (1, 2):
+        raise ServingError("Expected one or two output Tensors, found "
+                           f"{len(signature_def.outputs)}")
+    if verb == "regress" and len(signature_def.outputs) != 1:
+        raise ServingError("Expected one output Tensor.")
+    kind = "classification" if verb == "classify" else "regression"
+    if "inputs" not in signature_def.inputs:
+        raise ServingError(f"No {kind} inputs found in SignatureDef: {signature_def}")
+    if not set(wanted) & set(signature_def.outputs):
+        raise ServingError(f"No {kind} outputs found in SignatureDef: {signature_def}")
+    outputs = _run(model, name, {"inputs": np.array(examples, dtype=object)})
+    if verb == "regress":
+        values = outputs["outputs"]
+        if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+            raise ServingError("Expected output Tensor shape to be either [batch_size] or "
+                               f"[batch_size, 1] but got {list(values.shape)}")
+        if values.shape[0] != len(examples):
+            raise ServingError("Input batch size did not match output batch size: "
+                               f"{len(examples)} vs. {values.shape[0]}")
+        return json_tensors.regress_response(values)
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    for output in (classes, scores):
+        if output is not None and (output.ndim != 2 or output.shape[0] != len(examples)):
+            raise ServingError("Expected Tensor shape: [batch_size num_classes] but got "
+                               f"{list(output.shape)}")
+    return json_tensors.classify_response(classes, scores)
 
 
-def status(model: LoadedModel) -> dict:
-    return {"model_version_status": [{
-        "version": str(model.version), "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""}}]}
-
-
-def metadata(name: str, model: LoadedModel) -> dict:
-    signature_defs = model.signature_defs.meta_graphs[0].signature_def
-    return {
-        "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-        "metadata": {"signature_def": {
-            "signature_def": {name: json_format.MessageToDict(signature_defs[name])
-                              for name in sorted(signature_defs)},
-            "@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap"}},
-    }
+def metadata(name: str, servable: _Servable) -> bytes:
+    """`GetModelMetadata`: proto JSON with proto field names and default fields."""
+    signature_defs = servable.model.signature_defs
+    return orjson.dumps({
+        "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+        "metadata": {"signature_def": {"signature_def": {
+            key: json_format.MessageToDict(signature_defs[key], preserving_proto_field_name=True,
+                                           including_default_value_fields=True)
+            for key in sorted(signature_defs)}}}})
 
 
 # --- HTTP ------------------------------------------------------------------------------------
 
-def _json_response(body: dict, status_code: int = 200) -> Response:
-    # orjson writes float32 arrays in their shortest exact form, ~15x faster than json.
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status=status_code,
-                    mimetype="application/json")
+class RestApi:
+    """The WSGI application answering TF Serving's REST paths for `registry`'s model."""
+
+    def __init__(self, registry: ModelRegistry,
+                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
+        self.registry = registry
+        self.max_request_bytes = max_request_bytes
+
+    def __call__(self, environ: dict, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        body, status = b"", 200
+        try:
+            if method == "OPTIONS":
+                if not re.search(r"https?://", environ.get("HTTP_ORIGIN", "")):
+                    raise ServingError("Origin header is missing in CORS preflight")
+            elif not HANDLED_PATH.fullmatch(path):
+                raise ServingError(f"Not found: {method} {path}", 404)
+            else:
+                body = self._handle(method, path, environ)
+        except ServingError as error:
+            body, status = json_tensors.error_body(str(error)), error.status
+        start_response(f"{status} {HTTP_REASONS.get(status, 'Error')}",
+                       [("Content-Type", "application/json"),
+                        ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _handle(self, method: str, path: str, environ: dict) -> bytes:
+        """`HttpRestApiHandler::ProcessRequest`."""
+        malformed = ServingError(f"Malformed request: {method} {path}")
+        pattern = {"POST": PREDICTION_PATH, "GET": STATUS_PATH}.get(method)
+        match = pattern.fullmatch(path) if pattern else None
+        if match is None:
+            raise malformed
+        name, label = match["name"] or "", match["label"]
+        version = None
+        if match["version"]:
+            version = int(match["version"])
+            if version > MAX_VERSION:
+                raise ServingError(f"Failed to convert version: {match['version']} to numeric.")
+        if method == "POST":
+            if match["verb"] not in ("predict", "classify", "regress"):
+                raise malformed  # the path pattern ignores case, the dispatch does not
+            document = json_tensors.parse_json(self._read_body(environ))
+            signature = json_tensors.signature_name(document)
+            self._check_label(label)
+            with self.registry.use(name, version) as servable:
+                if match["verb"] == "predict":
+                    return predict(servable, document, signature)
+                return classify_or_regress(servable, document, signature, match["verb"])
+        if not name:
+            raise ServingError("Missing model name in request.")
+        if match["subresource"] == "metadata":
+            self._check_label(label)
+            with self.registry.use(name, version) as servable:
+                return metadata(name, servable)
+        # Status ignores a label: `GetModelStatusWithModelSpec` reads only the version.
+        return orjson.dumps(self.registry.status(name, version))
+
+    @staticmethod
+    def _check_label(label: str | None) -> None:
+        # No version labels are configured (`--model_config_file` is not supported here).
+        if label is not None:
+            raise ServingError(f"Unrecognized servable version label: {label}")
+
+    def _read_body(self, environ: dict) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > self.max_request_bytes:
+            raise ServingError(f"Request body of {length} bytes exceeds the limit of "
+                               f"{self.max_request_bytes} (--max_request_bytes)", 413)
+        return environ["wsgi.input"].read(length) if length else b""
 
 
 def create_app(registry: ModelRegistry,
-               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Flask:
-    """The Flask app answering TF Serving's REST paths for `registry`'s model."""
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
-
-    @app.errorhandler(ServingError)
-    def serving_error(error: ServingError):
-        return _json_response({"error": str(error)}, error.status)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        return _json_response({"error": error.description}, error.code or 500)
-
-    @app.route("/v1/models/<path:target>", methods=["GET", "POST"])
-    def models(target: str):
-        match = MODEL_PATH.match(target)
-        if match is None:
-            raise ServingError(f"Malformed request: {request.method} {request.path}", 404)
-        version = int(match["version"]) if match["version"] else None
-        model = registry.get(match["name"], version)
-        if match["verb"]:
-            if request.method != "POST":
-                raise ServingError(f"Malformed request: {request.method} {request.path}", 405)
-            if match["verb"] != "predict":
-                raise ServingError(f"{match['verb']} needs a classification or regression "
-                                   "signature; this model has predict signatures only")
-            try:
-                body = orjson.loads(request.get_data())
-            except orjson.JSONDecodeError as error:
-                raise ServingError(f"JSON Parse error: {error}") from None
-            return _json_response(predict(model, body))
-        if request.method != "GET":
-            raise ServingError(f"Malformed request: {request.method} {request.path}", 405)
-        if match["metadata"]:
-            return _json_response(metadata(registry.name, model))
-        return _json_response(status(model))
-
-    return app
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> RestApi:
+    """The WSGI app answering TF Serving's REST paths for `registry`'s model."""
+    return RestApi(registry, max_request_bytes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,24 +367,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="interface to bind (0.0.0.0 exposes the server to the network)")
     parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rest_api_num_threads", type=int, default=4)
+    parser.add_argument("--max_connections", type=int, default=1000,
+                        help="open connections at once; more wait to be accepted")
+    parser.add_argument("--idle_timeout_seconds", type=int, default=30,
+                        help="a connection that sends nothing for this long is closed")
     args = parser.parse_args(argv)
-    import waitress
+    from serving.http import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     registry = ModelRegistry(args.model_name, args.model_base_path)
     registry.refresh()
     if registry.serving_version is None:
-        print(f"error: no SavedModel version under {args.model_base_path} "
+        print(f"error: no loadable SavedModel version under {args.model_base_path} "
               "(run `make run-local` to push one)", file=sys.stderr)
         return 2
     threading.Thread(target=registry.poll_forever, args=(args.file_system_poll_wait_seconds,),
                      daemon=True).start()
     print(f"serving {args.model_name} on http://{args.host}:{args.rest_api_port}"
           f"/v1/models/{args.model_name}", flush=True)
-    waitress.serve(create_app(registry, args.max_request_bytes), host=args.host,
-                   port=args.rest_api_port, threads=args.threads,
-                   max_request_body_size=args.max_request_bytes)
+    serve(create_app(registry, args.max_request_bytes), host=args.host,
+          port=args.rest_api_port, threads=args.rest_api_num_threads,
+          max_request_bytes=args.max_request_bytes, max_connections=args.max_connections,
+          idle_timeout_seconds=args.idle_timeout_seconds)
     return 0
 
 

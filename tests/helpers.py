@@ -81,3 +81,20 @@ def assert_variables_are_what_the_signatures_read(model_dir: str, loaded):
     variables = os.path.join(model_dir, "variables")
     stored_bytes = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
     assert read_bytes <= stored_bytes <= 1.05 * read_bytes, (stored_bytes, read_bytes)
+
+
+def saved_model_cli_outputs(model_dir: str, records: list[bytes], workdir: str,
+                            signature: str = "serving_default") -> dict[str, np.ndarray]:
+    """`saved_model_cli run` on serialized `records`: TF Serving's loading path (C++ loader,
+    `saver_def` restore, SignatureDef run by tensor name), as a separate process."""
+    import subprocess
+    import sys
+
+    inputs, outdir = os.path.join(workdir, "examples.npy"), os.path.join(workdir, "outputs")
+    np.save(inputs, np.array(records, dtype=object), allow_pickle=True)
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    subprocess.run([cli, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def",
+                    signature, "--inputs", f"examples={inputs}", "--outdir", outdir],
+                   check=True, capture_output=True)
+    return {name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
+            for name in os.listdir(outdir)}

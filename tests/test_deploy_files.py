@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from serving.server import DEFAULT_MODEL_NAME, DEFAULT_PORT, MODEL_PATH
+from serving.server import DEFAULT_MODEL_NAME, DEFAULT_PORT, STATUS_PATH
 from tests.conftest import PROJECT_ROOT
 
 DEPLOY = os.path.join(PROJECT_ROOT, "serving", "deploy")
@@ -44,7 +44,7 @@ def test_kubernetes_deployment_and_service_match():
     assert f"--model_name={DEFAULT_MODEL_NAME}" in container["args"]
     assert "--rest_api_port=8501" in container["args"]
     probe_path = container["readinessProbe"]["httpGet"]["path"]
-    assert MODEL_PATH.match(probe_path.removeprefix("/v1/models/"))["name"] == (
+    assert STATUS_PATH.fullmatch(probe_path)["name"] == (
         DEFAULT_MODEL_NAME)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)

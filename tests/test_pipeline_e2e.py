@@ -4,6 +4,7 @@ import html
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -12,6 +13,11 @@ from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
 from serving.batch_predict import main as batch_predict_main
+from tests.helpers import (
+    assert_runs_in_tf_servings_loader,
+    assert_variables_are_what_the_signatures_read,
+    saved_model_cli_outputs,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +44,17 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert f"Training:    kept step {best} of 40 (best validation GAP {gaps[best]:.4f})" in summary
     assert os.path.dirname(first.pushed_path) == str(serving)
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
+
+    # TF Serving's loading path runs the pushed model (Transform layer inside) and gives the
+    # Python call's scores on real records; it holds no training state.
+    records = [r.numpy() for r in tf.data.TFRecordDataset(
+        tf.io.gfile.glob(validate_pattern)).take(8)]
+    loaded = tf.saved_model.load(first.pushed_path)
+    by_cli = saved_model_cli_outputs(first.pushed_path, records, str(tmp_path))
+    by_python = loaded.signatures["serving_default"](examples=tf.constant(records))
+    np.testing.assert_array_equal(by_cli["scores"], by_python["scores"].numpy())
+    assert_runs_in_tf_servings_loader(first.pushed_path, loaded, records)
+    assert_variables_are_what_the_signatures_read(first.pushed_path, loaded)
 
     # The eval CLI scores the pushed SavedModel in process; the Evaluator ran TFMA on Beam.
     cli_metrics = evaluate_saved_model(first.pushed_path, validate_pattern)
@@ -116,9 +133,14 @@ def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root
                  "--batch_size", "64"]) == 0
     result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert result.pushed_path
-    cli_metrics = evaluate_saved_model(
-        result.pushed_path, os.path.join(tiny_frame_root, "validate", "*.tfrecord"))
+    validate_pattern = os.path.join(tiny_frame_root, "validate", "*.tfrecord")
+    cli_metrics = evaluate_saved_model(result.pushed_path, validate_pattern)
     assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4
+    records = [r.numpy() for r in tf.data.TFRecordDataset(
+        tf.io.gfile.glob(validate_pattern)).take(4)]
+    loaded = tf.saved_model.load(result.pushed_path)
+    assert_runs_in_tf_servings_loader(result.pushed_path, loaded, records)
+    assert_variables_are_what_the_signatures_read(result.pushed_path, loaded)
 
 
 def test_imported_examples_are_used_in_place(tmp_path, tiny_data_root):

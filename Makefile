@@ -47,7 +47,8 @@ KFP_PACKAGE ?= build/kfp/pipeline.yaml
 KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
-.PHONY: help setup run-local test lint lock clean serve predict infer evaluate bench image \
+.PHONY: help setup run-local test lint lock clean serve predict check-serving infer evaluate \
+	bench image \
 	validate-data download \
 	compile-kfp submit-kfp
 
@@ -58,6 +59,7 @@ help:
 	@echo "make serve       serve serving_model/ over TF Serving's REST API on 127.0.0.1:8501"
 	@echo "                 (tensorflow/serving in Docker if available, else the local server)"
 	@echo "make predict     send real videos to the running server and print their top classes"
+	@echo "make check-serving  the running server's predictions must equal the pushed SavedModel's"
 	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
 	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
@@ -110,6 +112,11 @@ serve: setup
 
 predict: setup
 	$(PY) -m serving.client --input=data/sample/video/validate/validate0048.tfrecord \
+		--model_name=$(MODEL_NAME) --port=$(PORT)
+
+check-serving: setup
+	$(PY) -m serving.check_server --model_dir=$(MODEL_BASE) \
+		--input=data/sample/video/validate/validate0048.tfrecord \
 		--model_name=$(MODEL_NAME) --port=$(PORT)
 
 infer: setup

@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     models = ["LogisticModel", "DbofModel"] if args.quick else sorted(MODELS)
     timed_steps = {"video": 5, "frame": 1} if args.quick else {"video": 20, "frame": 2}
-    requests = {1: 20, 64: 5} if args.quick else {1: 200, 64: 30}
+    requests = {1: 20, 64: 5} if args.quick else {1: 500, 64: 30}
     growth = (1, 2) if args.quick else (1, 4, 16)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -72,6 +72,7 @@ def create_server(app, host: str, port: int, threads: int, max_request_bytes: in
         app, host=host, port=port, threads=threads, max_request_body_size=max_request_bytes,
         connection_limit=max_connections, channel_timeout=idle_timeout_seconds,
         cleanup_interval=max(1, min(30, idle_timeout_seconds // 2)), asyncore_use_poll=True,
+        send_bytes=65536,  # a batch-1 response in one send(2) call
         clear_untrusted_proxy_headers=True, ident="yt8m-tfx")
     listeners = getattr(server, "map", None) or server._map
     for listener in list(listeners.values()):

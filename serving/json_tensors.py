@@ -413,7 +413,9 @@ def _json_value(name: str, array: np.ndarray):
 
     if array.ndim == 0:
         return encode(array.item())
-    return np.vectorize(encode, otypes=[object])(array).tolist()
+    encoded = np.empty(array.size, dtype=object)
+    encoded[:] = [encode(raw) for raw in array.ravel()]
+    return encoded.reshape(array.shape).tolist()
 
 
 def _nonfinite_fragments(array: np.ndarray):

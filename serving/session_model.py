@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
 SERVE_TAG = "serve"
 
@@ -48,14 +48,18 @@ class SessionModel:
         return dict(zip(output_names, values, strict=True))
 
     def _runner(self, signature_name: str):
-        # A callable per signature skips Session.run's per-call feed/fetch analysis.
+        # One C++ callable (`Session::MakeCallable`) per signature, fed and fetched by tensor
+        # name like TF Serving's `Session::Run`; `Session.run` would redo its feed and fetch
+        # analysis in Python on every call (~0.1 ms). Like TF Serving, no Python-side check of
+        # the fed shapes: the graph's ops refuse what they cannot take.
         with self._lock:
             if signature_name not in self._runners:
                 signature = self.signature_defs[signature_name]
                 input_names, output_names = sorted(signature.inputs), sorted(signature.outputs)
-                runner = self.session.make_callable(
-                    [signature.outputs[name].name for name in output_names],
-                    feed_list=[signature.inputs[name].name for name in input_names])
+                options = config_pb2.CallableOptions(
+                    feed=[signature.inputs[name].name for name in input_names],
+                    fetch=[signature.outputs[name].name for name in output_names])
+                runner = self.session._make_callable_from_options(options)
                 self._runners[signature_name] = (input_names, output_names, runner)
             return self._runners[signature_name]
 

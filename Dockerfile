@@ -15,5 +15,5 @@ COPY serving/ serving/
 # the vocabulary and the curated frame-level schema) and the few libraries TFX lacks, at the
 # versions the lock file pins.
 RUN pip install --no-cache-dir --no-deps . \
-    && pip install --no-cache-dir -c requirements.lock tqdm flask waitress \
+    && pip install --no-cache-dir -c requirements.lock tqdm waitress orjson matplotlib \
     && python -c "import trainer_module.train, components.tfma_metrics, components.batch_predict"

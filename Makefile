@@ -127,7 +127,7 @@ evaluate: setup
 	$(PY) -m pipeline.evaluate --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
 
 image:
-	docker build -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 docker build --build-arg UV_VERSION=$(UV_VERSION) -t $(IMAGE) .
 
 compile-kfp: setup
 	$(PY) -m pipeline.kubeflow_runner compile --image=$(IMAGE) --pipeline_root=$(PIPELINE_ROOT) \

@@ -229,5 +229,6 @@ def EvaluationReport(  # noqa: N802 — TFX components are named like classes
     page = score_labelled_files(model_dir, files, per_vertical=False).html(
         "YouTube-8M evaluation report", {"model": model_dir, f"{split} split": split_uri},
         vertical_rows=tfma_vertical_rows(evaluation.uri))
+    tf.io.gfile.makedirs(report.uri)  # not created by every orchestrator
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILENAME), "w") as f:
         f.write(page)

@@ -147,11 +147,32 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gp
                 resources = dataclasses.replace(resources, gpus=trainer_gpus)
             component.with_platform_config(resource_spec(resources, gpu_type))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=True),
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output))
     runner.run(pipeline)
+    adapt_spec(output)
     return output
+
+
+def adapt_spec(path: str) -> None:
+    """Makes the compiled spec run on open-source KFP as on Vertex AI: executors start
+    through `pipeline.kfp_entrypoint`, and the nodes that read what is served are never
+    taken from KFP's cache."""
+    import yaml
+
+    from pipeline.kfp_entrypoint import rewrite_commands
+    from pipeline.pipeline import UNCACHED_NODE_IDS
+
+    with open(path) as f:
+        spec = yaml.safe_load(f)
+    rewrite_commands(spec)
+    for task_id, task in spec["root"]["dag"]["tasks"].items():
+        if task_id in UNCACHED_NODE_IDS:
+            task["cachingOptions"] = {"enableCache": False}
+    with open(path, "w") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
 
 
 def submit_pipeline(host: str, package: str, pipeline_root: str | None = None,

@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from components.anomalies_gate import StopOnAnomalies
 from components.batch_predict import BatchPredict
 from components.evaluation_report import EvaluationReport
+from components.latest_pushed_model import LatestPushedModel
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
@@ -20,6 +21,8 @@ TUNER_FN = "trainer_module.tuning.tuner_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
 FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
+# What is served changes between runs while these nodes' inputs stay the same: never cached.
+UNCACHED_NODE_IDS = ("BaselineModel", "WarmStartModel")
 
 
 def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -115,11 +118,12 @@ def create_pipeline(config: PipelineConfig,
     )
     transform.add_upstream_node(anomalies_gate)  # no training on data that breaks the schema
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    # The model in production (see components/latest_pushed_model.py): an ordinary task, so
+    # that every orchestrator runs it.
+    warm_start_model = None
+    if config.warm_start:
+        warm_start_model = LatestPushedModel(
+            serving_model_dir=config.serving_model_dir).with_id("WarmStartModel")
 
     tuner = None
     if config.tune_trials:
@@ -139,14 +143,16 @@ def create_pipeline(config: PipelineConfig,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
         custom_config=custom_config,
-        base_model=model_resolver.outputs["model"] if config.warm_start else None,
+        base_model=warm_start_model.outputs["model"] if warm_start_model else None,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
 
+    baseline_model = LatestPushedModel(serving_model_dir=config.serving_model_dir,
+                                       candidate=trainer.outputs["model"]).with_id("BaselineModel")
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline_model.outputs["model"],
         example_splits=["validate"],
         eval_config=make_eval_config(config),
     )
@@ -162,8 +168,9 @@ def create_pipeline(config: PipelineConfig,
     report = EvaluationReport(model=trainer.outputs["model"], examples=examples,
                               evaluation=evaluator.outputs["evaluation"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
-                  report, pusher]
+                  transform, *([tuner] if tuner else []),
+                  *([warm_start_model] if warm_start_model else []), trainer, baseline_model,
+                  evaluator, report, pusher]
     if config.predict_data_pattern:
         components.append(BatchPredict(
             model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
@@ -177,3 +184,14 @@ def create_pipeline(config: PipelineConfig,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+def compile_for_local_runner(pipeline: tfx.dsl.Pipeline):
+    """The pipeline's IR for LocalDagRunner.run_with_ir, with UNCACHED_NODE_IDS uncached."""
+    from tfx.dsl.compiler import compiler
+
+    ir = compiler.Compiler().compile(pipeline)
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in UNCACHED_NODE_IDS:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return ir

@@ -162,11 +162,12 @@ def run(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import compile_for_local_runner, create_pipeline
 
     os.makedirs(config.pipeline_root, exist_ok=True)
     connection = metadata.sqlite_metadata_connection_config(config.metadata_sqlite)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
+    tfx.orchestration.LocalDagRunner().run_with_ir(
+        compile_for_local_runner(create_pipeline(config, connection)))
 
 
 def failure_reason(error: BaseException) -> str:

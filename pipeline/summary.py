@@ -13,6 +13,7 @@ from trainer_module.metrics import METRIC_NAMES
 from trainer_module.metrics import METRIC_TITLES as _TITLES
 
 METRIC_TITLES = {**_TITLES, "example_count": "examples"}
+BASELINE_MODEL = "BaselineModel"  # key of the LatestPushedModel output among the artifacts
 
 
 @dataclasses.dataclass
@@ -56,6 +57,10 @@ def _store(metadata_sqlite: str) -> metadata_store.MetadataStore:
 
 
 def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:
+    """The latest run's artifacts by type name; the LatestPushedModel copies (also of type
+    Model) under BASELINE_MODEL."""
+    from components.latest_pushed_model import SOURCE_PROPERTY
+
     runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         raise RuntimeError("ML Metadata holds no pipeline run")
@@ -63,8 +68,18 @@ def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     by_type = {}
     for artifact in sorted(store.get_artifacts_by_context(latest.id), key=lambda a: a.id):
-        by_type[type_names[artifact.type_id]] = artifact
+        name = type_names[artifact.type_id]
+        if SOURCE_PROPERTY in artifact.custom_properties:
+            name = BASELINE_MODEL
+        by_type[name] = artifact
     return by_type
+
+
+def _baseline_was_pushed(baseline: metadata_store_pb2.Artifact | None) -> bool:
+    from components.latest_pushed_model import SOURCE_PROPERTY
+
+    return baseline is not None and bool(
+        baseline.custom_properties[SOURCE_PROPERTY].string_value)
 
 
 def _report_path(artifacts: dict) -> str | None:
@@ -86,6 +101,8 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     evaluation_metrics = load_evaluation(evaluation.uri)
     candidate = evaluation_metrics["candidate"]["Overall"]
     baseline = evaluation_metrics.get("baseline", {}).get("Overall", {})
+    if not _baseline_was_pushed(artifacts.get(BASELINE_MODEL)):
+        baseline = {}  # the candidate stood in for a baseline (nothing pushed yet)
     pushed_path = None
     if pushed is not None and pushed.custom_properties["pushed"].int_value:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value

@@ -10,17 +10,21 @@ import urllib3
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2 import compiler_utils
+from tfx.utils import import_utils
 
+from pipeline import kfp_entrypoint
 from pipeline.configs import PipelineConfig
 from pipeline.kubeflow_runner import COMPONENT_RESOURCES, main
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import UNCACHED_NODE_IDS, create_pipeline
 
 IMAGE = "registry.example/yt8m-tfx:1.2.3"
 CLUSTER_FLAGS = ["--image", IMAGE, "--pipeline_root", "gs://bucket/yt8m",
                  "--data_root", "gs://bucket/yt8m/2018/video",
                  "--predict_data_pattern", "gs://bucket/yt8m/test/*.tfrecord",
                  "--beam_runner", "dataflow", "--beam_arg=--project=p", "--beam_arg=--region=r",
-                 "--trainer_gpus", "2", "--model", "MoeModel", "--moe_num_mixtures", "4"]
+                 "--trainer_gpus", "2", "--model", "MoeModel", "--moe_num_mixtures", "4",
+                 "--warm_start"]
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +38,32 @@ def compiled(tmp_path_factory):
 
 def test_spec_has_the_local_pipelines_components(compiled):
     _, spec, _ = compiled
-    local = create_pipeline(PipelineConfig(predict_data_pattern="/data/test/*.tfrecord"))
-    # The Resolver node compiles to one task per resolved channel.
-    tasks = {re.sub(r"-model(-blessing)?-resolver$", "", task) for task in spec.root.dag.tasks}
-    assert tasks == {component.id for component in local.components}
+    local = create_pipeline(PipelineConfig(predict_data_pattern="/data/test/*.tfrecord",
+                                           warm_start=True))
+    assert set(spec.root.dag.tasks) == {component.id for component in local.components}
     assert spec.pipeline_info.name == "yt8m"
+
+
+def test_static_checks_every_kfp_backend_needs(compiled):
+    """What open-source KFP 2.x's API server and Argo compiler accept (kubeflow/pipelines
+    backend/src/apiserver/template/v2_template.go: schema 2.1.0 only;
+    backend/src/v2/compiler/argocompiler/dag.go: no resolver executors), and what TFX's
+    entrypoint needs at run time (every artifact schema title imports)."""
+    text, spec, _ = compiled
+    assert spec.schema_version == "2.1.0"
+    assert "constantValue" not in text  # the 2.0 parameter form the KFP driver lacks
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    assert all(set(executor) == {"container"} for executor in executors.values())
+    for executor in executors.values():
+        assert executor["container"]["image"] == IMAGE
+        assert executor["container"]["command"] == ["python", "-m", kfp_entrypoint.MODULE]
+    for task_id in UNCACHED_NODE_IDS:
+        assert not spec.root.dag.tasks[task_id].caching_options.enable_cache
+    titles = set(re.findall(r"title: ([\w.]+)", text))
+    assert "yt8m.HtmlReport" in titles
+    class_paths = {**compiler_utils.TITLE_TO_CLASS_PATH, **kfp_entrypoint.CUSTOM_ARTIFACT_TYPES}
+    for title in titles:
+        import_utils.import_class_by_path(class_paths[title])
 
 
 def test_executors_use_the_image_resources_and_runner_flags(compiled):
@@ -54,7 +79,7 @@ def test_executors_use_the_image_resources_and_runner_flags(compiled):
     assert "--runner=DataflowRunner" in args and f"--sdk_container_image={IMAGE}" in args
     assert "--project=p" in args and "--temp_location=gs://bucket/yt8m/beam_tmp" in args
     custom_config = spec.root.dag.tasks["Trainer"].inputs.parameters["custom_config"]
-    training = json.loads(custom_config.runtime_value.constant_value.string_value)["training"]
+    training = json.loads(custom_config.runtime_value.constant.string_value)["training"]
     assert training["model_hparams"] == {"moe_num_mixtures": 4}
     assert training["distribution"] == "mirrored"  # GPUs asked for: use them all
     assert training["train_dir"] == "gs://bucket/yt8m/train_dir/MoeModel"

@@ -98,10 +98,13 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert "Pushed to:   not pushed" in capsys.readouterr().out
     assert second.training_history["warm_started_from"] is None
 
-    # One step from the blessed model's weights stays close to it.
+    # One step from the served model's weights stays close to it.
     assert main([*common, "--train_steps", "1", "--start_new_model", "--warm_start"]) == 0
     third = latest_run_result(str(pipeline_root / "metadata.sqlite"))
-    assert third.training_history["warm_started_from"].startswith(first.model_uri)
+    warm_start_copy = third.training_history["warm_started_from"]
+    with open(os.path.join(warm_start_copy, "saved_model.pb"), "rb") as copy, open(
+            os.path.join(first.pushed_path, "saved_model.pb"), "rb") as pushed:
+        assert copy.read() == pushed.read()
     assert "Training:    warm-started from" in capsys.readouterr().out
     assert third.metrics["gap"] == pytest.approx(first.metrics["gap"], abs=0.02)
     assert third.metrics["gap"] > second.metrics["gap"] + 0.05

@@ -227,5 +227,7 @@ def run_fn(fn_args) -> None:
         export_dir=fn_args.serving_model_dir,
         log_dir=fn_args.model_run_dir,
         tft_layer=tft_layer,
-        warm_start_from=fn_args.base_model,
+        # The model in production, if one was pushed yet (its folder is empty otherwise).
+        warm_start_from=fn_args.base_model if fn_args.base_model and tf.io.gfile.exists(
+            os.path.join(fn_args.base_model, "saved_model.pb")) else None,
     )

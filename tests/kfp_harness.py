@@ -1,0 +1,189 @@
+"""Runs a compiled KFP v2 pipeline spec task by task, as a KFP backend would (test code).
+
+No KFP backend runs here (no cluster, no Docker), so this stands in for one and follows what
+kubeflow/pipelines' v2 backend does (backend/src/v2/driver/driver.go, launcher,
+metadata/client.go; Vertex AI Pipelines as documented for TFX's `KubeflowV2DagRunner`):
+- the API server accepts only `schemaVersion: 2.1.0` (backend/src/apiserver/template/
+  v2_template.go), and the Argo compiler refuses resolver and custom-job executors
+  (backend/src/v2/compiler/argocompiler/dag.go, container.go);
+- the driver resolves each task's inputs: parameters from `runtimeValue.constant`, artifacts
+  from the producer task's outputs, and builds the `ExecutorInput` (kfp's
+  `pipeline_spec_pb2`) whose JSON replaces `{{$}}` in the container's args; output artifact
+  URIs are laid out under the pipeline root; `outputs.outputFile` is where the executor
+  writes its `ExecutorOutput`;
+- open-source KFP hands input artifacts over with an empty type schema (metadata/client.go
+  builds the RuntimeArtifact from MLMD without the type) and never runs
+  `lifecycle.preCacheCheck`; Vertex AI gives typed inputs and runs preCacheCheck first;
+- the launcher runs the container's `command` + `args` and records the output artifacts,
+  with the metadata the executor wrote in its `ExecutorOutput`, for downstream tasks;
+- importer tasks register their artifact (URI and metadata) without running a container.
+Each task runs as its own process, `python` being this interpreter, from the project root as
+in the image. Not simulated: object storage (the pipeline root is a local folder), copying
+input artifacts into the pod (a filesystem root needs no copy), caching, retries, and the
+Go launcher itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+OPEN_SOURCE_KFP, VERTEX = "open-source KFP", "Vertex AI"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SpecRefused(Exception):
+    """The backend would refuse the spec at run creation."""
+
+
+@dataclasses.dataclass
+class TaskRun:
+    name: str
+    outputs: dict[str, pipeline_spec_pb2.RuntimeArtifact]
+    log: str
+
+
+def load_spec(path: str) -> pipeline_spec_pb2.PipelineSpec:
+    import yaml
+
+    with open(path) as f:
+        return json_format.ParseDict(yaml.safe_load(f), pipeline_spec_pb2.PipelineSpec())
+
+
+def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:
+    """Raises SpecRefused where open-source KFP refuses the spec at run creation."""
+    if mode != OPEN_SOURCE_KFP:
+        return
+    if spec.schema_version != "2.1.0":
+        raise SpecRefused(f"schemaVersion {spec.schema_version}: the API server takes 2.1.0")
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    for label, executor in executors.items():
+        if set(executor) & {"resolver", "customJob"}:
+            raise SpecRefused(f"{label}: {sorted(executor)} executors are not implemented")
+
+
+def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
+                 env: dict | None = None) -> dict[str, TaskRun]:
+    """Runs every task of the spec in dependency order; returns the task runs by name.
+    Raises CalledProcessError (with the task's output) when a task fails."""
+    spec = load_spec(spec_path)
+    check_spec(spec, mode)
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    tasks = spec.root.dag.tasks
+    done: dict[str, TaskRun] = {}
+    for name in _topological_order(tasks):
+        task = tasks[name]
+        component = spec.components[task.component_ref.name]
+        executor = executors[component.executor_label]
+        if "importer" in executor:
+            done[name] = _import(name, executor["importer"], component)
+            continue
+        executor_input = _executor_input(name, task, component, done, pipeline_root, run_id,
+                                         typed_inputs=mode == VERTEX)
+        container = executor["container"]
+        if mode == VERTEX and "lifecycle" in container:
+            _run_command(name, container["command"],
+                         container["lifecycle"]["preCacheCheck"]["args"], executor_input, env)
+        log = _run_command(name, container["command"], container["args"], executor_input, env)
+        done[name] = TaskRun(name, _outputs(executor_input), log)
+    return done
+
+
+def _topological_order(tasks) -> list[str]:
+    order, seen = [], set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        task = tasks[name]
+        upstream = set(task.dependent_tasks)
+        upstream |= {spec.task_output_artifact.producer_task
+                     for spec in task.inputs.artifacts.values()}
+        for dependency in sorted(upstream):
+            visit(dependency)
+        order.append(name)
+
+    for name in sorted(tasks):
+        visit(name)
+    return order
+
+
+def _executor_input(name, task, component, done, pipeline_root, run_id, typed_inputs):
+    executor_input = pipeline_spec_pb2.ExecutorInput()
+    for key, parameter in task.inputs.parameters.items():
+        executor_input.inputs.parameter_values[key].CopyFrom(parameter.runtime_value.constant)
+    for key, artifact_spec in task.inputs.artifacts.items():
+        source = artifact_spec.task_output_artifact
+        artifact = executor_input.inputs.artifacts[key].artifacts.add()
+        artifact.CopyFrom(done[source.producer_task].outputs[source.output_artifact_key])
+        if typed_inputs:
+            artifact.type.CopyFrom(component.input_definitions.artifacts[key].artifact_type)
+        else:
+            artifact.type.instance_schema = ""  # what open-source KFP's driver hands over
+    task_root = os.path.join(pipeline_root, run_id, name)
+    for key, definition in component.output_definitions.artifacts.items():
+        artifact = executor_input.outputs.artifacts[key].artifacts.add()
+        artifact.name = f"{run_id}/{name}/{key}"
+        artifact.uri = os.path.join(task_root, key)
+        artifact.type.CopyFrom(definition.artifact_type)
+    executor_input.outputs.output_file = os.path.join(task_root, "executor_output.json")
+    return executor_input
+
+
+def _run_command(name, command, args, executor_input, env) -> str:
+    invocation = json_format.MessageToJson(executor_input)
+    argv = [sys.executable if part == "python" else part for part in command]
+    argv += [arg.replace("{{$}}", invocation) for arg in args]
+    result = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if result.returncode:
+        raise subprocess.CalledProcessError(result.returncode, f"task {name}",
+                                            output=result.stdout[-5000:],
+                                            stderr=result.stderr[-20000:])
+    return result.stderr
+
+
+def _outputs(executor_input) -> dict[str, pipeline_spec_pb2.RuntimeArtifact]:
+    """The output artifacts as the launcher records them: the executor's ExecutorOutput
+    (metadata, custom properties) over what the driver allocated."""
+    outputs = {key: artifacts.artifacts[0]
+               for key, artifacts in executor_input.outputs.artifacts.items()}
+    path = executor_input.outputs.output_file
+    if os.path.exists(path):
+        executor_output = pipeline_spec_pb2.ExecutorOutput()
+        with open(path) as f:
+            json_format.Parse(f.read(), executor_output, ignore_unknown_fields=True)
+        for key, artifacts in executor_output.artifacts.items():
+            if key in outputs and artifacts.artifacts:
+                written = artifacts.artifacts[0]
+                outputs[key].metadata.CopyFrom(written.metadata)
+                if written.uri:
+                    outputs[key].uri = written.uri
+    return outputs
+
+
+def _import(name, importer, component) -> TaskRun:
+    artifact = pipeline_spec_pb2.RuntimeArtifact(
+        name=f"importer/{name}", uri=importer["artifactUri"]["constant"])
+    json_format.ParseDict(importer.get("metadata", {}), artifact.metadata)
+    (key,) = component.output_definitions.artifacts
+    artifact.type.CopyFrom(component.output_definitions.artifacts[key].artifact_type)
+    return TaskRun(name, {key: artifact}, "")
+
+
+def custom_property(artifact: pipeline_spec_pb2.RuntimeArtifact, name: str):
+    """A TFX custom property as the executor wrote it into the artifact's metadata."""
+    metadata = json_format.MessageToDict(artifact.metadata)
+    return metadata.get(name, metadata.get(f"custom:{name}"))
+
+
+def read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)

@@ -47,7 +47,8 @@ KFP_PACKAGE ?= build/kfp/pipeline.yaml
 KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
-.PHONY: help setup run-local test lint lock clean serve predict check-serving infer evaluate \
+.PHONY: help setup run-local test test-fast lint lock clean serve predict check-serving infer \
+	evaluate \
 	bench image \
 	validate-data download \
 	compile-kfp submit-kfp
@@ -71,6 +72,7 @@ help:
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
+	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
 	@echo "make clean       remove pipeline outputs and pushed models"
@@ -157,6 +159,10 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q
+
+# Unit tests only: no whole-pipeline, Kubeflow-spec or image-environment runs (minutes each).
+test-fast: lint
+	$(PY) -m pytest -q -m "not e2e"
 
 lock: setup
 	$(UV) pip compile --quiet requirements.in --python-version 3.10 \

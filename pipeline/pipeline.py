@@ -15,6 +15,7 @@ from components.latest_pushed_model import LatestPushedModel
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
+from trainer_module.transform import transform_custom_config
 
 RUN_FN = "trainer_module.train.run_fn"
 TUNER_FN = "trainer_module.tuning.tuner_fn"
@@ -109,7 +110,7 @@ def create_pipeline(config: PipelineConfig,
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=custom_config,
+        custom_config=transform_custom_config(config.training),
         # The Trainer reads raw shards and the Evaluator applies the exported Transform graph,
         # so writing transformed copies (3,862 dense label floats per video) would be waste.
         materialize=False,

@@ -16,7 +16,11 @@ metadata/client.go; Vertex AI Pipelines as documented for TFX's `KubeflowV2DagRu
   `lifecycle.preCacheCheck`; Vertex AI gives typed inputs and runs preCacheCheck first;
 - the launcher runs the container's `command` + `args` and records the output artifacts,
   with the metadata the executor wrote in its `ExecutorOutput`, for downstream tasks;
-- importer tasks register their artifact (URI and metadata) without running a container.
+- importer tasks register their artifact (URI and metadata) without running a container;
+- a task whose `cachingOptions.enableCache` is set reuses the outputs of an earlier run whose
+  cache key matches (backend/src/v2/cacheutils/cache.go `GenerateCacheKey`: the input
+  parameters and artifact names, the output artifact types, and the container's image,
+  command and args).
 Each task runs as its own process, `python` being this interpreter, from the project root as
 in the image. Not simulated: object storage (the pipeline root is a local folder), copying
 input artifacts into the pod (a filesystem root needs no copy), caching, retries, and the
@@ -26,6 +30,7 @@ Go launcher itself.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -47,6 +52,7 @@ class TaskRun:
     name: str
     outputs: dict[str, pipeline_spec_pb2.RuntimeArtifact]
     log: str
+    cached: bool = False
 
 
 def load_spec(path: str) -> pipeline_spec_pb2.PipelineSpec:
@@ -69,9 +75,10 @@ def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:
 
 
 def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
-                 env: dict | None = None) -> dict[str, TaskRun]:
+                 env: dict | None = None, cache: dict | None = None) -> dict[str, TaskRun]:
     """Runs every task of the spec in dependency order; returns the task runs by name.
-    Raises CalledProcessError (with the task's output) when a task fails."""
+    `cache` (shared between runs, as a backend's is) enables KFP's caching. Raises
+    CalledProcessError (with the task's output) when a task fails."""
     spec = load_spec(spec_path)
     check_spec(spec, mode)
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
@@ -87,12 +94,31 @@ def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
         executor_input = _executor_input(name, task, component, done, pipeline_root, run_id,
                                          typed_inputs=mode == VERTEX)
         container = executor["container"]
+        key = _cache_key(executor_input, container)
+        if cache is not None and task.caching_options.enable_cache and key in cache:
+            done[name] = dataclasses.replace(cache[key], name=name, cached=True)
+            continue
         if mode == VERTEX and "lifecycle" in container:
-            _run_command(name, container["command"],
-                         container["lifecycle"]["preCacheCheck"]["args"], executor_input, env)
+            pre_cache_check = container["lifecycle"]["preCacheCheck"]
+            _run_command(name, pre_cache_check["command"], pre_cache_check["args"],
+                         executor_input, env)
         log = _run_command(name, container["command"], container["args"], executor_input, env)
         done[name] = TaskRun(name, _outputs(executor_input), log)
+        if cache is not None:
+            cache[key] = done[name]
     return done
+
+
+def _cache_key(executor_input, container: dict) -> str:
+    inputs = executor_input.inputs
+    key = {"parameters": {k: json_format.MessageToDict(v)
+                          for k, v in sorted(inputs.parameter_values.items())},
+           "artifacts": {k: [a.name for a in v.artifacts]
+                         for k, v in sorted(inputs.artifacts.items())},
+           "outputs": {k: json_format.MessageToDict(v.artifacts[0].type)
+                       for k, v in sorted(executor_input.outputs.artifacts.items())},
+           "container": {k: container[k] for k in ("image", "command", "args")}}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _topological_order(tasks) -> list[str]:
@@ -144,6 +170,7 @@ def _run_command(name, command, args, executor_input, env) -> str:
     result = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env={**os.environ, **(env or {})})
     if result.returncode:
+        print(f"task {name} failed:\n{result.stderr[-3000:]}")  # shown by pytest on failure
         raise subprocess.CalledProcessError(result.returncode, f"task {name}",
                                             output=result.stdout[-5000:],
                                             stderr=result.stderr[-20000:])

@@ -39,7 +39,8 @@ def test_open_source_kfp_runs_twice_and_keeps_the_blessed_model(tmp_path, tiny_d
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     first_spec = compile_spec(tmp_path / "first.yaml", tiny_data_root, root, serving,
                               "--train_steps", "40")
-    first = run_pipeline(first_spec, str(root), "run-1", OPEN_SOURCE_KFP, QUIET)
+    cache = {}  # the backend's cache, shared by both runs
+    first = run_pipeline(first_spec, str(root), "run-1", OPEN_SOURCE_KFP, QUIET, cache)
 
     assert custom_property(first["Evaluator"].outputs["blessing"], "blessed") == 1
     pushed = first["Pusher"].outputs["pushed_model"]
@@ -55,7 +56,11 @@ def test_open_source_kfp_runs_twice_and_keeps_the_blessed_model(tmp_path, tiny_d
     # One training step from scratch: evaluated against the served model, not pushed.
     second_spec = compile_spec(tmp_path / "second.yaml", tiny_data_root, root, serving,
                                "--train_steps", "1", "--start_new_model")
-    second = run_pipeline(second_spec, str(root), "run-2", OPEN_SOURCE_KFP, QUIET)
+    second = run_pipeline(second_spec, str(root), "run-2", OPEN_SOURCE_KFP, QUIET, cache)
+    # The data steps come from the cache; what is served is looked up again.
+    assert {name for name, run in second.items() if run.cached} == {
+        "ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies",
+        "Transform"}
     baseline = second["BaselineModel"].outputs["model"]
     assert custom_property(baseline, "pushed_model") == os.path.join(serving, version)
     evaluation = load_evaluation(second["Evaluator"].outputs["evaluation"].uri)

@@ -38,6 +38,17 @@ def label_verticals(labels_multi_hot: tf.Tensor) -> tf.Tensor:
     return tf.where(present, names[None, :], first[:, None])
 
 
+# What preprocessing_fn reads of the training config. Transform is given only these, so that
+# changing any other training flag leaves it cached (it analyzes the whole train split).
+TRANSFORM_CONFIG_KEYS = ("feature_names", "feature_sizes", "num_classes")
+
+
+def transform_custom_config(config: TrainingConfig) -> dict:
+    """Transform's `custom_config` for `config`."""
+    values = config.to_dict()
+    return {"training": {key: values[key] for key in TRANSFORM_CONFIG_KEYS}}
+
+
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """Raw features → video-level model features plus `labels_multi_hot` [batch, classes]
     and, with the 2018 vocabulary, `vertical1` [batch, verticals]."""

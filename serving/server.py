@@ -21,16 +21,11 @@ Routing, status codes and messages follow `http_rest_api_handler.cc`,
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import gc
+import http
 import logging
-import os
 import re
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import orjson
@@ -39,10 +34,8 @@ from google.protobuf import json_format
 
 from serving import json_tensors
 from serving.errors import ServingError, op_error_reason
-from serving.model_dir import available_versions
+from serving.registry import ModelRegistry, Servable
 from serving.session_model import SessionModel
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "yt8m"
 DEFAULT_PORT = 8501
@@ -61,154 +54,6 @@ STATUS_PATH = re.compile(
 # `ToHTTPStatusCode` (http_server.cc), by TensorFlow error code.
 HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
                10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
-ERROR_CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT",
-                    4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 6: "ALREADY_EXISTS",
-                    7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-                    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL",
-                    14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
-HTTP_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-                404: "Not Found", 409: "Conflict", 413: "Request Entity Too Large",
-                429: "Too Many Requests", 499: "Client Closed Request",
-                500: "Internal Server Error", 501: "Not Implemented",
-                503: "Service Unavailable", 504: "Gateway Timeout"}
-# A broken newest version is retried after these many seconds, doubling up to the maximum.
-RETRY_SECONDS, MAX_RETRY_SECONDS = 2.0, 300.0
-
-
-@dataclasses.dataclass
-class VersionStatus:
-    """One version's entry in the status response (`ModelVersionStatus`)."""
-
-    state: str  # AVAILABLE or END (unloaded, or failed to load)
-    error_code: str = "OK"
-    error_message: str = ""
-
-
-class _Servable:
-    """A loaded version; closed once it is retired and its last request has finished."""
-
-    def __init__(self, version: int, model: SessionModel):
-        self.version = version
-        self.model = model
-        self.users = 0
-        self.retired = False
-
-    def unload(self) -> None:
-        self.model.close()
-        # The graph and session sit in reference cycles: without a collection, each version
-        # switch would keep ~0.6 MB until the collector happens to run.
-        gc.collect()
-
-
-@dataclasses.dataclass
-class _FailedLoad:
-    fingerprint: tuple
-    retry_at: float
-    wait: float
-
-
-class ModelRegistry:
-    """The latest version of one model under a base path, reloaded when a newer one appears."""
-
-    def __init__(self, name: str, base_path: str, clock: Callable[[], float] = time.monotonic):
-        self.name = name
-        self.base_path = base_path
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._current: _Servable | None = None
-        self._statuses: dict[int, VersionStatus] = {}
-        self._failed: dict[int, _FailedLoad] = {}
-
-    def refresh(self) -> None:
-        """Loads the newest version if it is not the one being served; the old one is
-        unloaded when its requests have finished."""
-        versions = available_versions(self.base_path)
-        if not versions:
-            return
-        newest = max(versions)
-        if self._current is not None and self._current.version == newest:
-            return
-        path = versions[newest]
-        fingerprint = _fingerprint(path)
-        failed = self._failed.get(newest)
-        if failed and failed.fingerprint == fingerprint and self._clock() < failed.retry_at:
-            return
-        try:
-            model = SessionModel(path)
-        except Exception as error:  # a half-copied or broken version must not stop serving
-            wait = min(failed.wait * 2, MAX_RETRY_SECONDS) if failed else RETRY_SECONDS
-            self._failed[newest] = _FailedLoad(fingerprint, self._clock() + wait, wait)
-            code = getattr(error, "error_code", 2)
-            message = op_error_reason(str(error))
-            with self._lock:
-                self._statuses[newest] = VersionStatus("END", ERROR_CODE_NAMES.get(code, "UNKNOWN"),
-                                                       message)
-            log.error("cannot load %s version %d (retrying in %.0f s): %s", self.name, newest,
-                      wait, message)
-            return
-        self._failed.pop(newest, None)
-        with self._lock:
-            old, self._current = self._current, _Servable(newest, model)
-            self._statuses[newest] = VersionStatus("AVAILABLE")
-            if old is not None:
-                self._statuses[old.version] = VersionStatus("END")
-                old.retired = True
-                close_old = old.users == 0
-        if old is not None and close_old:
-            old.unload()
-        log.warning("serving %s version %d from %s", self.name, newest, path)
-
-    @property
-    def serving_version(self) -> int | None:
-        with self._lock:
-            return self._current.version if self._current else None
-
-    @contextlib.contextmanager
-    def use(self, name: str, version: int | None) -> Iterator[_Servable]:
-        """The servable for a request (`GetServableHandle`), kept loaded while in use."""
-        with self._lock:
-            servable = self._current
-            if name != self.name or servable is None or (
-                    version is not None and version != servable.version):
-                wanted = f"Specific({name}, {version})" if version is not None else (
-                    f"Latest({name})")
-                raise ServingError(f"Servable not found for request: {wanted}", 404)
-            servable.users += 1
-        try:
-            yield servable
-        finally:
-            with self._lock:
-                servable.users -= 1
-                close = servable.retired and servable.users == 0
-            if close:
-                servable.unload()
-
-    def status(self, name: str, version: int | None) -> dict:
-        """`GetModelStatusImpl`: every version this server has known, newest first."""
-        with self._lock:
-            statuses = dict(self._statuses) if name == self.name else {}
-        if version is not None:
-            if version not in statuses:
-                raise ServingError(f"Could not find version {version} of model {name}", 404)
-            statuses = {version: statuses[version]}
-        elif not statuses:
-            raise ServingError(f"Could not find any versions of model {name}", 404)
-        return {"model_version_status": [
-            {"version": str(v), "state": s.state,
-             "status": {"error_code": s.error_code, "error_message": s.error_message}}
-            for v, s in sorted(statuses.items(), reverse=True)]}
-
-    def poll_forever(self, interval_seconds: float) -> None:
-        while True:
-            time.sleep(interval_seconds)
-            self.refresh()
-
-
-def _fingerprint(path: str) -> tuple:
-    """What changes when a version's files are (re)written."""
-    names = ("saved_model.pb", "variables/variables.index")
-    return tuple(os.stat(os.path.join(path, n)).st_mtime_ns
-                 if os.path.exists(os.path.join(path, n)) else None for n in names)
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -223,7 +68,7 @@ def _run(model: SessionModel, signature: str, inputs: dict[str, np.ndarray]) -> 
         raise ServingError(op_error_reason(str(error))) from None
 
 
-def predict(servable: _Servable, document: dict, signature: str) -> bytes:
+def predict(servable: Servable, document: dict, signature: str) -> bytes:
     """`ProcessPredictRequest` for a parsed request body."""
     model = servable.model
     name = signature or DEFAULT_SIGNATURE
@@ -233,7 +78,7 @@ def predict(servable: _Servable, document: dict, signature: str) -> bytes:
     return json_tensors.predict_response(_run(model, name, inputs), row_format)
 
 
-def classify_or_regress(servable: _Servable, document: dict, signature: str,
+def classify_or_regress(servable: Servable, document: dict, signature: str,
                         verb: str) -> bytes:
     """`ProcessClassifyRequest` / `ProcessRegressRequest` (classifier.cc, regressor.cc, with
     TF Serving's default of no method_name check)."""
@@ -274,7 +119,7 @@ def classify_or_regress(servable: _Servable, document: dict, signature: str,
     return json_tensors.classify_response(classes, scores)
 
 
-def metadata(name: str, servable: _Servable) -> bytes:
+def metadata(name: str, servable: Servable) -> bytes:
     """`GetModelMetadata`: proto JSON with proto field names and default fields."""
     signature_defs = servable.model.signature_defs
     return orjson.dumps({
@@ -308,7 +153,7 @@ class RestApi:
                 body = self._handle(method, path, environ)
         except ServingError as error:
             body, status = json_tensors.error_body(str(error)), error.status
-        start_response(f"{status} {HTTP_REASONS.get(status, 'Error')}",
+        start_response(f"{status} {_reason(status)}",
                        [("Content-Type", "application/json"),
                         ("Content-Length", str(len(body)))])
         return [body]
@@ -357,6 +202,13 @@ class RestApi:
             raise ServingError(f"Request body of {length} bytes exceeds the limit of "
                                f"{self.max_request_bytes} (--max_request_bytes)", 413)
         return environ["wsgi.input"].read(length) if length else b""
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:  # 499, nginx's and TF Serving's "client closed request"
+        return "Client Closed Request"
 
 
 def create_app(registry: ModelRegistry,

@@ -21,7 +21,8 @@ import pytest
 import tensorflow as tf
 from werkzeug.test import Client
 
-from serving.server import ModelRegistry, create_app
+from serving.registry import ModelRegistry
+from serving.server import create_app
 
 NAME = "conformance"
 PREDICT = f"/v1/models/{NAME}:predict"

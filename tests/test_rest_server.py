@@ -22,7 +22,8 @@ from werkzeug.test import Client
 from serving.check_server import main as check_server_main
 from serving.client import main as client_main
 from serving.http import MAX_CHUNK_SIZE_LINE, create_server
-from serving.server import ModelRegistry, create_app
+from serving.registry import ModelRegistry
+from serving.server import create_app
 
 NAME = "yt8m"
 
@@ -180,7 +181,7 @@ def test_a_broken_version_is_retried_with_back_off_while_the_last_good_one_serve
             registry.refresh()
         return sum("cannot load yt8m version 2" in r.getMessage() for r in caplog.records)
 
-    with caplog.at_level(logging.ERROR, logger="serving.server"):
+    with caplog.at_level(logging.ERROR, logger="serving.registry"):
         assert [attempts_after(t) for t in (0.0, 1.0, 2.0, 5.0, 6.0, 14.0)] == [1, 1, 2, 2, 3, 4]
     (status_2, status_1) = client.get(f"/v1/models/{NAME}").get_json()["model_version_status"]
     assert status_2["version"] == "2" and status_2["state"] == "END"

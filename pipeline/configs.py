@@ -47,7 +47,7 @@ class PipelineConfig:
     # Shards (absolute glob) the blessed model writes a predictions CSV for; None: no step.
     predict_data_pattern: str | None = None
     # Use the shards in place (data_root/Split-train, data_root/Split-validate) as the Examples
-    # artifact instead of ImportExampleGen's copy; see README "From laptop to cluster".
+    # artifact instead of ImportExampleGen's copy; see docs/kubeflow.md.
     import_examples: bool = False
     tune_trials: int = 0  # > 0: a Tuner step searches this many trials before the Trainer
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)

@@ -35,7 +35,7 @@ MODEL_HPARAM_FLAGS = {
 
 
 # Named sets of flag defaults (flags given explicitly still win). `best-video`: the best
-# video-level configuration found on the 13,998-video shared sample (README, "Model quality").
+# video-level configuration found on the 13,998-video shared sample (docs/experiments.md).
 PRESETS = {
     "best-video": {"model": "MlpModel", "ensemble_size": 4, "mlp_hidden_size": 2048,
                    "mlp_input_dropout": 0.3, "mlp_dropout": 0.6, "batch_size": 256,

@@ -13,7 +13,8 @@ Like TF Serving's default version policy it serves the latest version under the 
 switches to a newly pushed one within `--file_system_poll_wait_seconds` and unloads the old
 one; a version that fails to load is retried with back-off while the previous one serves.
 Routing, status codes and messages follow `http_rest_api_handler.cc`,
-`http_rest_api_util.cc` and `http_server.cc`; README lists where this server differs.
+`http_rest_api_util.cc` and `http_server.cc`; docs/serving.md lists where this server
+differs.
 
     python -m serving.server --model_name=yt8m --model_base_path=serving_model
 """

@@ -13,7 +13,7 @@ class CrossEntropyLoss(keras.losses.Loss):
 
     With `label_smoothing`, targets move from 0 and 1 towards 1/2 by that fraction: with
     thousands of classes and few videos each, the model stops chasing exact 0s and 1s on
-    training videos it has already learned (README, "Model quality").
+    training videos it has already learned (docs/experiments.md).
     """
 
     def __init__(self, label_smoothing: float = 0.0, **kwargs):

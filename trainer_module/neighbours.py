@@ -2,7 +2,7 @@
 
 With few training videos per class, what the nearest training videos are labelled with is
 evidence a trained classifier only partly captures; blending the two is better than either
-(README, "Model quality"). The training set's features and labels travel inside the exported
+(docs/experiments.md). The training set's features and labels travel inside the exported
 model, so this is for training sets of up to MAX_REFERENCE_VIDEOS videos.
 """
 

@@ -29,6 +29,8 @@ MODEL_HPARAM_FLAGS = {
     "netvlad_add_batch_norm": _bool_flag, "lightvlad": _bool_flag,
     "fv_cluster_size": int, "fv_hidden_size": int, "fv_add_batch_norm": _bool_flag,
     "fv_couple_weights": _bool_flag, "fv_coupling_factor": float,
+    "nextvlad_cluster_size": int, "nextvlad_hidden_size": int, "expansion": int, "groups": int,
+    "gating_reduction": int, "drop_rate": float,
     "lstm_cells": int, "lstm_layers": int, "mlp_hidden_size": int, "mlp_dropout": float,
     "mlp_input_dropout": float, "ensemble_size": int,
 }

@@ -22,6 +22,7 @@ from trainer_module.models import (
     ContextGating,
     NetFV,
     NetVLAD,
+    NeXtVLAD,
     SoftBagOfFrames,
     build_model,
 )
@@ -41,6 +42,7 @@ SMALL_HPARAMS = {
                      "moe_prob_gating": True},
     "NetRVLADModel": {"netvlad_cluster_size": 4, "netvlad_hidden_size": 32, "iterations": 8},
     "NetFVModel": {"fv_cluster_size": 4, "fv_hidden_size": 32, "iterations": 8},
+    "NeXtVLADModel": {"nextvlad_cluster_size": 4, "nextvlad_hidden_size": 32, "groups": 4},
     "LstmModel": {"lstm_cells": 16, "lstm_layers": 2},
     "GruModel": {"lstm_cells": 16, "lstm_layers": 2},
 }
@@ -202,7 +204,8 @@ def test_label_smoothing_moves_the_best_prediction_off_0_and_1():
 
 @pytest.mark.parametrize("pooling", [
     BagOfFrames(8), SoftBagOfFrames(8, max_pool=True), NetVLAD(4), NetVLAD(4, light=True),
-    NetFV(4), NetFV(4, couple_weights=False)], ids=lambda layer: layer.__class__.__name__)
+    NetFV(4), NetFV(4, couple_weights=False), NeXtVLAD(4, expansion=2, groups=2)],
+    ids=lambda layer: layer.__class__.__name__)
 def test_pooling_ignores_padding_frames(pooling):
     frames = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
     padded = np.concatenate([frames, np.full((2, 3, 6), 7.0, "float32")], axis=1)
@@ -223,3 +226,11 @@ def test_context_gating_gates_each_feature_by_the_others():
     np.testing.assert_allclose(gating(inputs), inputs * 0.5)  # sigmoid(0) everywhere
     gating.kernel.assign([[0.0, 100.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(gating(inputs), [[0.5, 2.0, -0.5]], atol=1e-6)
+
+
+def test_nextvlad_descriptor_is_expanded_features_over_groups_per_cluster():
+    layer = NeXtVLAD(128, expansion=2, groups=8)
+    frames = np.zeros((2, 5, 1152), "float32")
+    assert layer(frames, tf.constant([5, 3])).shape == (2, 2 * 1152 // 8 * 128)
+    with pytest.raises(ValueError, match="must divide into 7 groups"):
+        NeXtVLAD(4, expansion=1, groups=7)(frames, tf.constant([5, 3]))

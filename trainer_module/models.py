@@ -306,6 +306,67 @@ class NetFV(keras.layers.Layer):
                           _intra_and_global_l2(second_order)], axis=1)
 
 
+class NeXtVLAD(keras.layers.Layer):
+    """NeXtVLAD (Lin et al. 2018): each frame is expanded `expansion` times and split into
+    `groups` lower-dimensional vectors, each with its own attention weight; the vectors are
+    soft-assigned to `cluster_size` centres shared by all groups and aggregated as in
+    NetVLAD. The descriptor has expansion × features / groups × clusters values."""
+
+    def __init__(self, cluster_size: int, expansion: int = 2, groups: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_size = cluster_size
+        self.expansion = expansion
+        self.groups = groups
+
+    def build(self, frames_shape, num_frames_shape=None):
+        expanded = self.expansion * frames_shape[-1]
+        if expanded % self.groups:
+            raise ValueError(f"NeXtVLAD: expansion × features ({expanded}) must divide into "
+                             f"{self.groups} groups")
+        self.group_size = expanded // self.groups
+        self.expand = keras.layers.Dense(expanded, name="expand")
+        self.attention = keras.layers.Dense(self.groups, activation="sigmoid", name="attention")
+        self.assign = keras.layers.Dense(self.groups * self.cluster_size, use_bias=False,
+                                         name="assign")
+        self.assign_bn = keras.layers.BatchNormalization(name="assign_bn")
+        self.centers = self.add_weight(shape=(self.group_size, self.cluster_size),
+                                       initializer="glorot_uniform", name="centers")
+
+    def call(self, frames, num_frames, training=None):
+        expanded = self.expand(frames)  # [batch, time, expansion × features]
+        attention = self.attention(expanded) * _frame_mask(frames, num_frames)  # [b, t, g]
+        logits = self.assign_bn(self.assign(expanded), training=training)
+        shape = tf.shape(frames)
+        logits = tf.reshape(logits, [shape[0], shape[1], self.groups, self.cluster_size])
+        assignment = tf.nn.softmax(logits, axis=-1) * attention[..., None]  # [b, t, g, k]
+        vectors = tf.reshape(expanded, [shape[0], shape[1], self.groups, self.group_size])
+        vlad = tf.einsum("btgk,btgd->bdk", assignment, vectors)
+        vlad -= tf.reduce_sum(assignment, axis=[1, 2])[:, None, :] * self.centers
+        per_cluster = tf.math.l2_normalize(vlad, axis=1)
+        return tf.reshape(per_cluster, [-1, self.group_size * self.cluster_size])
+
+
+class SqueezeExcitationGating(keras.layers.Layer):
+    """`x * sigmoid(W2 relu(W1 x))` with a bottleneck of size / `reduction` (the SE-style
+    context gating of NeXtVLAD, cheaper than ContextGating's full size × size matrix)."""
+
+    def __init__(self, reduction: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = reduction
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        self.squeeze = keras.layers.Dense(size // self.reduction, use_bias=False, name="squeeze")
+        self.squeeze_bn = keras.layers.BatchNormalization(name="squeeze_bn")
+        self.excite = keras.layers.Dense(size, use_bias=False, name="excite")
+        self.excite_bn = keras.layers.BatchNormalization(name="excite_bn")
+
+    def call(self, inputs, training=None):
+        gates = tf.nn.relu(self.squeeze_bn(self.squeeze(inputs), training=training))
+        gates = tf.sigmoid(self.excite_bn(self.excite(gates), training=training))
+        return inputs * gates
+
+
 class _PooledFramesModel:
     """Frames (randomly sampled in training) → a pooling layer → hidden layer (BN, ReLU6)
     → optional Context Gating → video-level classifier. Subclasses choose the pooling."""
@@ -419,6 +480,34 @@ class NetFVModel(_PooledFramesModel):
                      self.coupling_factor, name="netfv")
 
 
+class NeXtVLADModel:
+    """NeXtVLAD (Lin et al., ECCV 2018 workshop; the best single model of the 2018 challenge):
+    NeXtVLAD pooling, dropout, a hidden layer with batch normalization, SE context gating,
+    then a video-level classifier. Defaults are the paper's; rgb and audio are pooled
+    together, as this project's other pooling models do."""
+
+    def __init__(self, nextvlad_cluster_size: int = 128, nextvlad_hidden_size: int = 2048,
+                 expansion: int = 2, groups: int = 8, gating_reduction: int = 8,
+                 drop_rate: float = 0.5, video_level_classifier_model: str = "MoeModel",
+                 **hparams):
+        self.cluster_size = nextvlad_cluster_size
+        self.hidden_size = nextvlad_hidden_size
+        self.expansion = expansion
+        self.groups = groups
+        self.gating_reduction = gating_reduction
+        self.drop_rate = drop_rate
+        self.classifier = _video_level_classifier(video_level_classifier_model, hparams)
+
+    def __call__(self, frames, num_frames, vocab_size: int):
+        pooled = NeXtVLAD(self.cluster_size, self.expansion, self.groups, name="nextvlad")(
+            frames, num_frames)
+        pooled = keras.layers.Dropout(self.drop_rate)(pooled)
+        hidden = keras.layers.Dense(self.hidden_size, use_bias=False, name="hidden")(pooled)
+        hidden = keras.layers.BatchNormalization(name="hidden_bn")(hidden)
+        hidden = SqueezeExcitationGating(self.gating_reduction, name="se_gating")(hidden)
+        return self.classifier(hidden, vocab_size)
+
+
 class LstmModel:
     """Stacked LSTMs over the real frames; the last layer's final state feeds the classifier."""
 
@@ -449,7 +538,7 @@ class GruModel(LstmModel):
 
 FRAME_LEVEL_MODELS = {cls.__name__: cls for cls in (
     FrameLevelLogisticModel, DbofModel, GatedDbofModel, SoftDbofModel, NetVLADModel,
-    NetRVLADModel, NetFVModel, LstmModel, GruModel)}
+    NetRVLADModel, NetFVModel, NeXtVLADModel, LstmModel, GruModel)}
 MODELS = {**VIDEO_LEVEL_MODELS, **FRAME_LEVEL_MODELS}
 
 

@@ -14,24 +14,14 @@ version's path, or "" for none).
 
 # No `from __future__ import annotations`: TFX reads the real annotation objects.
 
-
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types.standard_artifacts import Model
 from tfx.utils import io_utils, path_utils
 
+from serving.model_dir import latest_version
+
 SOURCE_PROPERTY = "pushed_model"  # the served version this copy came from; "" if none
-
-
-def latest_version(serving_model_dir: str) -> str | None:
-    """The newest `<serving_model_dir>/<version>/` holding a SavedModel, if any (TF Serving's
-    layout; the Pusher writes `saved_model.pb` last)."""
-    if not fileio.exists(serving_model_dir):
-        return None
-    versions = [name.rstrip("/") for name in fileio.listdir(serving_model_dir)]
-    complete = [int(v) for v in versions if v.isdigit() and fileio.exists(
-        f"{serving_model_dir.rstrip('/')}/{v}/saved_model.pb")]
-    return f"{serving_model_dir.rstrip('/')}/{max(complete)}" if complete else None
 
 
 @tfx.dsl.components.component

@@ -25,14 +25,17 @@ import argparse
 from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.components.example_gen.import_example_gen import executor as import_example_gen_executor
 from tfx.dsl.io import fileio
 from tfx.orchestration.kubeflow.v2 import compiler_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver as example_gen_driver
+from tfx.utils import name_utils
 
 MODULE = __name__
-# Executors whose compiled container has a `lifecycle.preCacheCheck` (the example_gen driver).
-EXAMPLE_GEN_EXECUTORS = ("tfx.components.example_gen.import_example_gen.executor.Executor",)
+# Executors whose compiled container has a `lifecycle.preCacheCheck` (the example_gen driver),
+# by the class path the spec names them with.
+EXAMPLE_GEN_EXECUTORS = (name_utils.get_full_name(import_example_gen_executor.Executor),)
 # Schema title → import path of the project's own artifact types.
 CUSTOM_ARTIFACT_TYPES = {"yt8m.HtmlReport": "components.evaluation_report.HtmlReport"}
 

@@ -22,8 +22,10 @@ TUNER_FN = "trainer_module.tuning.tuner_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
 FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
-# What is served changes between runs while these nodes' inputs stay the same: never cached.
-UNCACHED_NODE_IDS = ("BaselineModel", "WarmStartModel")
+# The LatestPushedModel nodes: the Evaluator's baseline and the warm-start source. What is
+# served changes between runs while their inputs stay the same, so they are never cached.
+BASELINE_NODE_ID, WARM_START_NODE_ID = "BaselineModel", "WarmStartModel"
+UNCACHED_NODE_IDS = (BASELINE_NODE_ID, WARM_START_NODE_ID)
 
 
 def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -124,7 +126,7 @@ def create_pipeline(config: PipelineConfig,
     warm_start_model = None
     if config.warm_start:
         warm_start_model = LatestPushedModel(
-            serving_model_dir=config.serving_model_dir).with_id("WarmStartModel")
+            serving_model_dir=config.serving_model_dir).with_id(WARM_START_NODE_ID)
 
     tuner = None
     if config.tune_trials:
@@ -148,8 +150,9 @@ def create_pipeline(config: PipelineConfig,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
 
-    baseline_model = LatestPushedModel(serving_model_dir=config.serving_model_dir,
-                                       candidate=trainer.outputs["model"]).with_id("BaselineModel")
+    baseline_model = LatestPushedModel(
+        serving_model_dir=config.serving_model_dir,
+        candidate=trainer.outputs["model"]).with_id(BASELINE_NODE_ID)
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],

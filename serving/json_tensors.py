@@ -30,11 +30,7 @@ from serving.errors import ServingError
 
 # Deeper nesting than any tensor has (TF's limit is 254 dimensions, numpy's 64).
 MAX_JSON_DEPTH = 64
-_NUMPY_TYPES = {tf.float32: np.float32, tf.float64: np.float64, tf.int8: np.int8,
-                tf.int16: np.int16, tf.int32: np.int32, tf.uint8: np.uint8, tf.int64: np.int64,
-                tf.uint32: np.uint32, tf.uint64: np.uint64, tf.bool: np.bool_}
-_INTEGER_RANGES = {dtype: (np.iinfo(numpy).min, np.iinfo(numpy).max)
-                   for dtype, numpy in _NUMPY_TYPES.items() if np.issubdtype(numpy, np.integer)}
+# The dtypes a JSON value converts to (`AddValueToTensor`), by TF Serving's `DataTypeString`.
 _DTYPE_NAMES = {tf.float32: "float", tf.float64: "double", tf.int8: "int8", tf.int16: "int16",
                 tf.int32: "int32", tf.uint8: "uint8", tf.int64: "int64", tf.uint32: "uint32",
                 tf.uint64: "uint64", tf.bool: "bool", tf.string: "string"}
@@ -224,7 +220,7 @@ def _all_leaves(values: list, dtype: tf.DType) -> bool:
     if dtype.is_floating:
         return types <= {float, int}
     if types <= {int}:
-        low, high = _INTEGER_RANGES[dtype]
+        low, high = dtype.min, dtype.max
         return low <= min(values) and max(values) <= high
     return False
 
@@ -239,7 +235,7 @@ def _check_leaf(value, dtype: tf.DType) -> None:
                 raise ServingError(f"JSON Value: {_debug(value)} not formatted correctly for "
                                    "base64 data")
             return
-    elif dtype not in _NUMPY_TYPES:
+    elif dtype not in _DTYPE_NAMES:
         raise ServingError(f"Conversion of JSON Value: {_debug(value)} to type: "
                            f"{dtype.name}", 501)
     elif dtype == tf.bool:
@@ -248,7 +244,7 @@ def _check_leaf(value, dtype: tf.DType) -> None:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if dtype.is_floating:
             return
-        low, high = _INTEGER_RANGES[dtype]
+        low, high = dtype.min, dtype.max
         if isinstance(value, int) and low <= value <= high:
             return
     raise ServingError(f"JSON Value: {_debug(value)} Type: {_json_type(value)} is not of "
@@ -258,7 +254,7 @@ def _check_leaf(value, dtype: tf.DType) -> None:
 def _to_array(value, shape: list[int], dtype: tf.DType) -> np.ndarray:
     """The checked JSON value as an array of the signature's dtype."""
     if dtype != tf.string:
-        return np.asarray(value, dtype=_NUMPY_TYPES[dtype]).reshape(shape)
+        return np.asarray(value, dtype=dtype.as_numpy_dtype).reshape(shape)
     flat = np.empty(int(np.prod(shape)), dtype=object)
     for index, item in enumerate(_leaves(value, len(shape))):
         flat[index] = _string_bytes(item)

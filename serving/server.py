@@ -65,7 +65,7 @@ def _run(model: SessionModel, signature: str, inputs: dict[str, np.ndarray]) -> 
     except tf.errors.OpError as error:
         raise ServingError(op_error_reason(error.message),
                            HTTP_STATUS.get(error.error_code, 500)) from None
-    except (ValueError, TypeError) as error:  # the session's own feed checks
+    except (ValueError, TypeError) as error:  # a fed array TF cannot convert
         raise ServingError(op_error_reason(str(error))) from None
 
 

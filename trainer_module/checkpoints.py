@@ -115,13 +115,11 @@ def warm_start(model: keras.Model, saved_model_dir: str) -> None:
     saved_shapes = {key: shape for key, shape in reader.get_variable_to_shape_map().items()
                     if key.startswith(f"{TRAINED_WEIGHTS}/")}
     keys = [f"{TRAINED_WEIGHTS}/{i}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(len(model.weights))]
-    difference = None
+    difference = next((f"{weight.path} is {saved_shapes.get(key)} there, {list(weight.shape)} here"
+                       for weight, key in zip(model.weights, keys, strict=True)
+                       if saved_shapes.get(key) != list(weight.shape)), None)
     if len(saved_shapes) != len(keys):
         difference = f"{len(saved_shapes)} weights there, {len(keys)} here"
-    for weight, key in zip(model.weights, keys, strict=True):
-        if difference is None and saved_shapes.get(key) != list(weight.shape):
-            difference = (f"{weight.path} is {saved_shapes.get(key)} there, "
-                          f"{list(weight.shape)} here")
     if difference:
         raise CheckpointMismatchError(f"cannot warm-start from {saved_model_dir}: its model "
                                       f"has another architecture ({difference})")

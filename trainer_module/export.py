@@ -48,11 +48,12 @@ def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir:
     signatures = _signatures(model, config, tft_layer)
     # Warm starts read the trained model's weights; `model` may wrap it (BlendWithNeighbours).
     trained = getattr(model, "trained_model", model)
+    trained_weights = [weight.value for weight in trained.weights]
     root = tf.Module()
-    setattr(root, TRAINED_WEIGHTS, [weight.value for weight in trained.weights])
+    setattr(root, TRAINED_WEIGHTS, trained_weights)
     # Everything else the signatures read (neighbour references, Transform tables' state),
     # each variable under one path only.
-    tracked = {id(v) for v in getattr(root, TRAINED_WEIGHTS)}
+    tracked = {id(v) for v in trained_weights}
     root.serving_variables = [v for v in signature_variables(signatures.values())
                               if id(v) not in tracked]
     if tft_layer is not None:

@@ -49,7 +49,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench image \
+	bench bench-scale image \
 	validate-data download \
 	compile-kfp submit-kfp
 
@@ -71,6 +71,7 @@ help:
 	@echo "make download    PARTITION=2/video/train [MIRROR=us SHARD=1,100] DOWNLOAD_DIR=data/yt8m/2018/video/train"
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
+	@echo "make bench-scale every component at 1x-128x with its limits (~30 min): bench/scale.md"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
@@ -153,6 +154,9 @@ validate-data: setup $(RUN_DEPS)
 
 bench: setup $(FRAME_SAMPLE)/.done
 	$(PY) -m bench.run $(ARGS)
+
+bench-scale: setup
+	$(PY) -m bench.run --scale $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

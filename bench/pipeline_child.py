@@ -1,16 +1,19 @@
 """Runs `pipeline.run_local` once in this process and prints, as JSON on the last line, the
-seconds each component took (from ML Metadata) and this process's peak RSS."""
+seconds each component took (from ML Metadata) and the peak RSS of this process while it ran
+(sampled), overall and per component."""
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
+import threading
 import time
 
+RSS_SAMPLE_SECONDS = 0.2
 
-def component_seconds(metadata_sqlite: str) -> dict[str, float]:
-    """Wall seconds of each component execution in the latest run."""
+
+def component_windows(metadata_sqlite: str) -> dict[str, tuple[float, float]]:
+    """(start, end) epoch seconds of each component execution in the latest run."""
     from ml_metadata.proto import metadata_store_pb2
 
     from pipeline.summary import _store
@@ -19,35 +22,64 @@ def component_seconds(metadata_sqlite: str) -> dict[str, float]:
     runs = store.get_contexts_by_type("pipeline_run")
     latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
     type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    seconds = {}
+    windows = {}
     for execution in store.get_executions_by_context(latest.id):
         if execution.last_known_state == metadata_store_pb2.Execution.COMPLETE:
-            seconds[type_names[execution.type_id]] = (
-                execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
-    return seconds
+            windows[type_names[execution.type_id]] = (
+                execution.create_time_since_epoch / 1e3,
+                execution.last_update_time_since_epoch / 1e3)
+    return windows
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. Not getrusage: Linux carries ru_maxrss over from
-    the parent across exec, so a child would report its parent's peak."""
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS; beam's worker processes not included)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples rss_mb() every RSS_SAMPLE_SECONDS; `peak(start, end)` is the highest sample in
+    a window. Not VmHWM: that only grows, so it would charge each component with the peaks
+    of the ones before it."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(RSS_SAMPLE_SECONDS):
+            self.samples.append((time.time(), rss_mb()))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> float:
+        inside = [mb for at, mb in self.samples if start <= at <= end]
+        return max(inside, default=0.0)
 
 
 def main(argv: list[str]) -> int:
     from pipeline.run_local import main as run_local
 
+    sampler = RssSampler()
+    sampler.start()
     start = time.perf_counter()
     code = run_local(argv)
     wall = time.perf_counter() - start
+    sampler.stop()
     root = argv[argv.index("--pipeline_root") + 1]
+    windows = component_windows(f"{root}/metadata.sqlite") if code == 0 else {}
     print(json.dumps({
         "exit_code": code, "wall_seconds": wall,
-        "components": component_seconds(f"{root}/metadata.sqlite") if code == 0 else {},
-        "peak_rss_mb": peak_rss_mb()}))
+        "components": {name: end - begin for name, (begin, end) in windows.items()},
+        "component_peak_rss_mb": {name: sampler.peak(begin, end)
+                                  for name, (begin, end) in windows.items()},
+        "peak_rss_mb": sampler.peak()}))
     return code
 
 

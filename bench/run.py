@@ -214,12 +214,13 @@ INGEST = ("ImportExampleGen", "Importer", "StatisticsGen", "SchemaGen", "Example
           "Transform")
 
 
-def run_pipeline(data_root: str, workdir: str, train_steps: int) -> dict:
+def run_pipeline(data_root: str, workdir: str, train_steps: int,
+                 extra_args: list[str] = ()) -> dict:
     """One `run_local` in a fresh process: wall time, component times, peak RSS."""
     command = [sys.executable, "-m", "bench.pipeline_child", "--data_root", data_root,
                "--pipeline_root", f"{workdir}/pipeline_root",
                "--serving_model_dir", f"{workdir}/serving_model",
-               "--train_steps", str(train_steps), "--batch_size", str(BATCH_SIZE)]
+               "--train_steps", str(train_steps), "--batch_size", str(BATCH_SIZE), *extra_args]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -231,7 +232,8 @@ def run_pipeline(data_root: str, workdir: str, train_steps: int) -> dict:
             "ingest_seconds": sum(v for k, v in components.items() if k in INGEST),
             "train_seconds": components.get("Trainer", 0.0),
             "evaluate_seconds": components.get("Evaluator", 0.0),
-            "peak_rss_mb": measured["peak_rss_mb"]}
+            "peak_rss_mb": measured["peak_rss_mb"],
+            "component_peak_rss_mb": measured["component_peak_rss_mb"]}
 
 
 def bench_pipelines(workdir: str, shared_data: str | None) -> tuple[list[dict], str]:
@@ -331,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.path.join(PROJECT_ROOT, "..", "shared", "data", "yt8m",
                                              "2018", "video"))
     parser.add_argument("--output_dir", default=HERE)
+    parser.add_argument("--scale", action="store_true",
+                        help="instead: every component at 1x-128x of 1,024 videos, with its "
+                             "limits, growth and 2018 projection (~30 min; bench/scale.py)")
     args = parser.parse_args(argv)
+    if args.scale:
+        return main_scale(args.output_dir, quick=args.quick)
 
     from trainer_module.models import MODELS
 
@@ -356,6 +363,25 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"machine": machine, "results": rows}, f, indent=2)
     table = markdown(rows, machine)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+def main_scale(output_dir: str, quick: bool) -> int:
+    """`--scale`: writes bench/scale.md and bench/scale.json and prints the tables."""
+    from bench.scale import bench_scale
+    from bench.scale import markdown as scale_markdown
+
+    factors = (1, 2) if quick else (1, 8, 32, 128)
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = bench_scale(workdir, factors, beam_workers=(0, os.cpu_count() or 1))
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    table = f"# Scale benchmark ({machine})\n\n" + scale_markdown(rows)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "scale.json"), "w") as f:
+        json.dump({"machine": machine, "results": rows}, f, indent=2)
+    with open(os.path.join(output_dir, "scale.md"), "w") as f:
         f.write(table)
     print(table)
     return 0

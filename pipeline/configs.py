@@ -23,6 +23,15 @@ BEAM_RUNNERS = {
               "--environment_config={image}"),
 }
 
+def direct_runner_args(workers: int) -> tuple[str, ...]:
+    """DirectRunner settings for run_local: 0 runs Beam in this process; n > 0 runs n worker
+    processes (each imports TensorFlow again, ~25 s, so it pays only on large inputs: see
+    docs/operations.md for the measured crossover)."""
+    if workers == 0:
+        return ("--direct_running_mode=in_memory",)
+    return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
+
+
 TRAIN_PATTERN = "train/*.tfrecord"
 SPLIT_DIRS = ("train", "validate")  # as an Examples artifact's folders: Split-train, …
 EVAL_PATTERN = "validate/*.tfrecord"
@@ -50,7 +59,7 @@ class PipelineConfig:
     # artifact instead of ImportExampleGen's copy; see docs/kubeflow.md.
     import_examples: bool = False
     tune_trials: int = 0  # > 0: a Tuner step searches this many trials before the Trainer
-    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",)
+    beam_pipeline_args: tuple[str, ...] = direct_runner_args(0)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 
     @property

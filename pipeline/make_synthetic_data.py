@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_shards", type=int, default=4)
     parser.add_argument("--validate_shards", type=int, default=1)
     parser.add_argument("--videos_per_shard", type=int, default=1000)
+    parser.add_argument("--validate_videos_per_shard", type=int,
+                        help="videos in each validate shard (default: --videos_per_shard)")
     parser.add_argument("--num_classes", type=int, default=3862)
     parser.add_argument("--frame_features", action="store_true",
                         help="frame-level SequenceExamples instead of video-level Examples")
@@ -93,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
+    if args.validate_videos_per_shard is None:
+        args.validate_videos_per_shard = args.videos_per_shard
     try:
-        for flag in ("train_shards", "validate_shards", "videos_per_shard", "num_classes"):
+        for flag in ("train_shards", "validate_shards", "videos_per_shard",
+                     "validate_videos_per_shard", "num_classes"):
             if getattr(args, flag) < (1 if flag != "validate_shards" else 0):
                 raise PreflightError(f"--{flag} must be positive, got {getattr(args, flag)}")
         if not 1 <= args.min_frames <= args.max_frames:
@@ -103,14 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     prototypes = class_prototypes(args.seed, args.num_classes)
-    total = (args.train_shards + args.validate_shards) * args.videos_per_shard
+    splits = (("train", args.train_shards, args.videos_per_shard),
+              ("validate", args.validate_shards, args.validate_videos_per_shard))
+    total = sum(shards * videos for _, shards, videos in splits)
     with tqdm(total=total, unit=" videos", desc="synthetic shards", file=sys.stderr) as bar:
-        for split, shards in (("train", args.train_shards), ("validate", args.validate_shards)):
+        for split, shards, videos_per_shard in splits:
             os.makedirs(os.path.join(args.output_dir, split), exist_ok=True)
             for shard in range(shards):
                 path = os.path.join(args.output_dir, split, f"{split}{shard:04d}.tfrecord")
                 write_shard(path, [args.seed, 1 + (split == "validate"), shard],
-                            args.videos_per_shard, prototypes, args.frame_features,
+                            videos_per_shard, prototypes, args.frame_features,
                             args.min_frames, args.max_frames, bar)
     print(f"wrote {total} {'frame' if args.frame_features else 'video'}-level videos to "
           f"{args.output_dir}")

@@ -159,6 +159,7 @@ def create_pipeline(config: PipelineConfig,
         baseline_model=baseline_model.outputs["model"],
         example_splits=["validate"],
         eval_config=make_eval_config(config),
+        module_path=METRICS_MODULE,  # its custom_extractors reduce the scores while batched
     )
 
     pusher = tfx.components.Pusher(

@@ -21,6 +21,7 @@ from pipeline.configs import (
     SPLIT_DIRS,
     TRAIN_PATTERN,
     PipelineConfig,
+    direct_runner_args,
 )
 from pipeline.flags import (
     add_blessing_flags,
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="add a Tuner step: random search of this many trials (learning "
                           "rate, regularization, MoE experts), each --train_steps long; the "
                           "Trainer uses the best")
+    run.add_argument("--beam_workers", type=int, default=0, metavar="N",
+                     help="Beam DirectRunner worker processes for the data components; 0 "
+                          "(default) runs them in this process")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
@@ -88,6 +92,8 @@ def configure_logging(verbose: bool) -> None:
 
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
     """Validates the flags and the data they point at; raises PreflightError/FeatureSpecError."""
+    if args.beam_workers < 0:
+        raise preflight.PreflightError(f"--beam_workers must be 0 or more, got {args.beam_workers}")
     training = training_config_from_args(
         args, os.path.join(args.pipeline_root, "train_dir", args.model))
     training = dataclasses.replace(training, train_dir=os.path.abspath(training.train_dir))
@@ -112,7 +118,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
                               if args.predict_data_pattern else None),
         import_examples=args.import_examples, tune_trials=args.tune,
-        training=training)
+        beam_pipeline_args=direct_runner_args(args.beam_workers), training=training)
     return config, files
 
 

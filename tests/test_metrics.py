@@ -94,3 +94,28 @@ def test_rejects_mismatched_shapes_and_empty_results():
         metrics.add(np.zeros((2, 4)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="no examples"):
         metrics.result()
+
+
+def starter_perr(predictions, labels):
+    """The starter code's calculate_precision_at_equal_recall_rate, restated loop by loop
+    (its stable descending sort: equal scores keep class order)."""
+    total = 0.0
+    for p, a in zip(predictions, labels, strict=True):
+        num_labels = int(a.sum())
+        if num_labels:
+            top = np.argsort(-p, kind="stable")[:num_labels]
+            total += sum(1 for i in top if a[i] > 0 and p[i] > 0) / num_labels
+    return total / len(predictions)
+
+
+@pytest.mark.parametrize("levels", [None, 4])
+def test_perr_matches_starter_code_restatement_with_and_without_ties(levels):
+    rng = np.random.default_rng(11)
+    predictions = rng.random((300, 40))
+    if levels:  # a few score levels: many ties at the n-th score
+        predictions = np.floor(predictions * levels) / levels
+    labels = (rng.random((300, 40)) < 0.15).astype(int)
+    labels[:3] = 0  # videos without labels count as 0
+    labels[3] = 1  # a video with every class
+    assert evaluate(predictions, labels)["perr"] == pytest.approx(
+        starter_perr(predictions, labels), abs=1e-12)

@@ -38,6 +38,9 @@ HISTORY_FILENAME = "training_history.json"
 # The root attribute holding the trained model's weights in `model.weights` order: warm
 # starts read them by these checkpoint keys (`trained_weights/<i>/.ATTRIBUTES/…`).
 TRAINED_WEIGHTS = "trained_weights"
+# The input of the signatures that take serialized tf.Examples / SequenceExamples.
+SERIALIZED_EXAMPLES_INPUT = "examples"
+SERIALIZED_EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=SERIALIZED_EXAMPLES_INPUT)
 
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
@@ -93,7 +96,7 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
         return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values,
                 "top_k_labels": tf.gather(names, top.indices)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
     def serve_examples(examples):
         features = parse(examples, with_ids=True)
         video_ids = features.pop(VIDEO_ID_OUTPUT)
@@ -112,7 +115,7 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
 
         signatures["predict_features"] = predict_features.get_concrete_function()
     if tft_layer is not None:
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
         def transform_features(examples):
             raw = parse(examples, with_labels=True)
             if spec.is_frame_level:

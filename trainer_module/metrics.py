@@ -13,10 +13,44 @@ TFMA metric in `components/` and the CLIs all compute the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
 METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR"}
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoScores:
+    """What the metrics need of a batch of videos, a few numbers each instead of
+    num_classes scores: computed once per video and added to any number of accumulators
+    (the Evaluator's slices, the report's verticals)."""
+
+    top_class_ids: np.ndarray  # [videos, top_k] int32, the top-k classes
+    top_scores: np.ndarray  # [videos, top_k] float32, their scores
+    top_hits: np.ndarray  # [videos, top_k] bool, whether each is a true label
+    hit_at_one: np.ndarray  # [videos] bool
+    perr: np.ndarray  # [videos] float64
+    label_ids: np.ndarray  # [labels of all videos] int32, every true label
+
+    @classmethod
+    def of(cls, predictions, labels, top_k: int) -> VideoScores:
+        """The scores of `predictions` against multi-hot `labels`, both [videos, classes]."""
+        predictions = np.asarray(predictions, np.float32)
+        labels = np.asarray(labels) > 0
+        if predictions.shape != labels.shape or predictions.ndim != 2:
+            raise ValueError(f"predictions {predictions.shape} and labels {labels.shape} must "
+                             f"both be [batch, num_classes]")
+        top_k = min(top_k, predictions.shape[1])
+        rows = np.arange(len(predictions))[:, None]
+        top = np.argpartition(predictions, -top_k, axis=1)[:, -top_k:]
+        return cls(
+            top_class_ids=top.astype(np.int32), top_scores=predictions[rows, top],
+            top_hits=labels[rows, top],
+            hit_at_one=labels[rows[:, 0], predictions.argmax(axis=1)],
+            perr=_precision_at_equal_recall(predictions, labels),
+            label_ids=np.nonzero(labels)[1].astype(np.int32))
 
 
 class EvaluationMetrics:
@@ -30,46 +64,60 @@ class EvaluationMetrics:
         self.num_examples = 0
         self.sum_hit_at_one = 0.0
         self.sum_perr = 0.0
-        self.positives_per_class = np.zeros(num_classes, np.int64)
+        self._positives = np.zeros(num_classes, np.int64)
         self._class_ids: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._hits: list[np.ndarray] = []
+        self._label_ids: list[np.ndarray] = []  # counted by compact()
 
     def add(self, predictions, labels) -> None:
         """Adds a batch: `predictions` scores and `labels` multi-hot, both [batch, num_classes]."""
-        predictions = np.asarray(predictions, np.float32)
-        labels = np.asarray(labels) > 0
-        if predictions.shape != labels.shape or predictions.shape[-1] != self.num_classes:
+        if np.shape(predictions)[-1] != self.num_classes:
             raise ValueError(
-                f"predictions {predictions.shape} and labels {labels.shape} must both be "
-                f"[batch, {self.num_classes}]")
-        rows = np.arange(len(predictions))[:, None]
-        top = np.argpartition(predictions, -self.top_k, axis=1)[:, -self.top_k:]
-        self._class_ids.append(top.ravel().astype(np.int32))
-        self._scores.append(predictions[rows, top].ravel())
-        self._hits.append(labels[rows, top].ravel())
-        self.positives_per_class += labels.sum(axis=0)
+                f"predictions {np.shape(predictions)} and labels {np.shape(labels)} must both "
+                f"be [batch, {self.num_classes}]")
+        self.add_scores(VideoScores.of(predictions, labels, self.top_k))
 
-        self.num_examples += len(predictions)
-        self.sum_hit_at_one += labels[rows[:, 0], predictions.argmax(axis=1)].sum()
-        self.sum_perr += _precision_at_equal_recall(predictions, labels).sum()
+    def add_scores(self, scores: VideoScores) -> None:
+        """Adds videos already reduced by `VideoScores.of` with this accumulator's top_k."""
+        if scores.top_class_ids.shape[1:] != (self.top_k,):
+            raise ValueError(f"scores of the top {scores.top_class_ids.shape[1:]} classes "
+                             f"added to a top-{self.top_k} accumulator")
+        self._class_ids.append(scores.top_class_ids.ravel())
+        self._scores.append(scores.top_scores.ravel())
+        self._hits.append(scores.top_hits.ravel())
+        self._label_ids.append(scores.label_ids)
+        self.num_examples += len(scores.perr)
+        self.sum_hit_at_one += float(scores.hit_at_one.sum())
+        self.sum_perr += float(scores.perr.sum())
 
     def merge(self, other: EvaluationMetrics) -> None:
         """Adds everything `other` accumulated into this accumulator."""
         self.num_examples += other.num_examples
         self.sum_hit_at_one += other.sum_hit_at_one
         self.sum_perr += other.sum_perr
-        self.positives_per_class += other.positives_per_class
+        self._positives += other._positives
+        self._label_ids.extend(other._label_ids)
         self._class_ids.extend(other._class_ids)
         self._scores.extend(other._scores)
         self._hits.extend(other._hits)
 
     def compact(self) -> None:
-        """Concatenates accumulated batches so the state pickles as three arrays."""
+        """Concatenates accumulated batches so the state pickles as a few arrays."""
+        if self._label_ids:
+            self._positives += np.bincount(np.concatenate(self._label_ids),
+                                           minlength=self.num_classes)
+            self._label_ids = []
         if len(self._scores) > 1:
             self._class_ids = [np.concatenate(self._class_ids)]
             self._scores = [np.concatenate(self._scores)]
             self._hits = [np.concatenate(self._hits)]
+
+    @property
+    def positives_per_class(self) -> np.ndarray:
+        """How many videos carry each class ([num_classes])."""
+        self.compact()
+        return self._positives
 
     def pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pooled top-k entries as (class_ids, scores, hits)."""
@@ -124,14 +172,28 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) 
 
 
 def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-video precision of the top-n scores, n = the video's number of labels."""
+    """Per-video precision of the top-n scores, n = the video's number of labels.
+
+    The top n are those of a stable descending sort (equal scores: lower class first), found
+    without sorting all classes: everything above the n-th largest score, then as many of the
+    scores equal to it as fill n, in class order. The Evaluator calls this per slice and
+    model, where a full sort of every row was most of its time.
+    """
     num_labels = labels.sum(axis=1)
-    order = np.argsort(-predictions, axis=1, kind="stable")
-    rows = np.arange(len(predictions))[:, None]
-    in_top_n = np.arange(predictions.shape[1])[None, :] < num_labels[:, None]
-    correct = labels[rows, order] & (predictions[rows, order] > 0) & in_top_n
+    most_labels = int(num_labels.max(initial=0))
+    if most_labels == 0:
+        return np.zeros(len(predictions))
+    most_labels = min(most_labels, predictions.shape[1])
+    top = -np.sort(np.partition(-predictions, most_labels - 1, axis=1)[:, :most_labels], axis=1)
+    rows = np.arange(len(predictions))
+    nth_largest = top[rows, np.clip(num_labels, 1, most_labels) - 1][:, None]
+    above = predictions > nth_largest
+    tied = predictions == nth_largest
+    tie_slots = num_labels[:, None] - above.sum(axis=1, keepdims=True)
+    in_top_n = above | (tied & (np.cumsum(tied, axis=1) <= tie_slots))
+    correct = (labels & (predictions > 0) & in_top_n).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(num_labels > 0, correct.sum(axis=1) / num_labels, 0.0)
+        return np.where(num_labels > 0, correct / num_labels, 0.0)
 
 
 def evaluate(predictions, labels, top_k: int = 20) -> dict[str, float]:

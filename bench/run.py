@@ -25,7 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT_ROOT = os.path.dirname(HERE)
 SAMPLE = os.path.join(PROJECT_ROOT, "data", "sample", "video")
-FRAME_SAMPLE = os.path.join(PROJECT_ROOT, "build", "frame_sample")
+REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")  # 12 real videos
 BATCH_SIZE = 256  # make run-local's default
 
 
@@ -42,35 +42,55 @@ def examples_per_second(dataset, count_examples) -> tuple[float, int]:
 
 # --- 1. input pipeline -------------------------------------------------------------------
 
-def bench_input(epochs: int) -> list[dict]:
+def make_real_length_frames(workdir: str) -> str:
+    """Frame-level shards generated like real ones (real lengths, noise and saturation) from
+    the bundled validate videos; returns their data root."""
+    from pipeline.make_frame_data import main as make_frame_data
+
+    root = f"{workdir}/frames_real_length"
+    make_frame_data(["--input_pattern", f"{SAMPLE}/validate/*.tfrecord",
+                     "--output_dir", f"{root}/train"])
+    return root
+
+
+def bench_input(epochs: int, frame_roots: dict[str, str]) -> list[dict]:
+    """Each reader against reading the same records raw; frame-level on real shards and on
+    generated ones of real length."""
     import tensorflow as tf
 
     from trainer_module.features import FRAME_LEVEL_FEATURES, VIDEO_LEVEL_FEATURES, FeatureSpec
     from trainer_module.reader import make_dataset
 
     rows = []
-    for level, pattern, features in (
-            ("video", f"{SAMPLE}/train/*.tfrecord", VIDEO_LEVEL_FEATURES),
-            ("frame", f"{FRAME_SAMPLE}/train/*.tfrecord", FRAME_LEVEL_FEATURES)):
+    targets = [("video-level reader", f"{SAMPLE}/train/*.tfrecord", VIDEO_LEVEL_FEATURES, 0.6,
+                epochs)]
+    for name, root in frame_roots.items():
+        # The 12 real videos are read 100 times over, so both rates are over ~1,200 videos.
+        repeat = epochs * (100 if root == REAL_FRAMES else 1)
+        targets.append((f"frame-level reader, {name}", f"{root}/*/*.tfrecord",
+                        FRAME_LEVEL_FEATURES, 0.5, repeat))
+    for name, pattern, features, target, repeat in targets:
         files = sorted(glob.glob(pattern))
         spec = FeatureSpec.of(features)
         raw = (tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
-               .repeat(epochs).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE))
-        reader = make_dataset(files, spec, 3862, BATCH_SIZE, num_epochs=epochs)
+               .repeat(repeat).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE))
+        reader = make_dataset(files, spec, 3862, BATCH_SIZE, num_epochs=repeat)
         examples_per_second(raw, lambda b: int(b.shape[0]))  # warm the page cache
         raw_rate, n = examples_per_second(raw, lambda b: int(b.shape[0]))
         reader_rate, _ = examples_per_second(reader, lambda b: int(b[1].shape[0]))
-        rows.append({"section": "input", "name": f"{level}-level reader",
-                     "rate": reader_rate, "unit": "examples/s", "baseline": raw_rate,
-                     "ratio": reader_rate / raw_rate, "examples": n,
-                     "target": 0.6 if level == "video" else 0.5})
-        log(f"input {level}: {reader_rate:.0f}/s vs raw {raw_rate:.0f}/s")
+        rows.append({"section": "input", "name": name, "rate": reader_rate,
+                     "unit": "examples/s", "baseline": raw_rate,
+                     "ratio": reader_rate / raw_rate, "examples": n, "target": target})
+        log(f"input {name}: {reader_rate:.0f}/s vs raw {raw_rate:.0f}/s")
     return rows
 
 
 # --- 2. training -------------------------------------------------------------------------
 
-def bench_training(models: list[str], timed_steps: dict[str, int]) -> list[dict]:
+def bench_training(models: list[str], timed_steps: dict[str, int],
+                   frame_roots: dict[str, str]) -> list[dict]:
+    """Step time of every model at make run-local's batch size; frame-level models on each
+    set of frame-level shards (real lengths: up to 300 frames)."""
     import keras
 
     from trainer_module.config import TrainingConfig
@@ -83,21 +103,23 @@ def bench_training(models: list[str], timed_steps: dict[str, int]) -> list[dict]
         frame = name in FRAME_LEVEL_MODELS
         config = TrainingConfig(model=name, batch_size=BATCH_SIZE,
                                 feature_names="rgb,audio" if frame else "mean_rgb,mean_audio")
-        root = FRAME_SAMPLE if frame else SAMPLE
-        dataset = make_dataset(f"{root}/train/*.tfrecord", config.feature_spec(), 3862,
-                               BATCH_SIZE, shuffle=True, num_epochs=None, seed=0)
-        keras.utils.set_random_seed(0)
-        model = compile_model(config)
-        model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
-        steps = timed_steps["frame" if frame else "video"]
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        seconds = (time.perf_counter() - start) / steps
-        rows.append({"section": "training", "name": name, "rate": BATCH_SIZE / seconds,
-                     "unit": "examples/s", "step_ms": seconds * 1000,
-                     "parameters": model.count_params()})
-        log(f"training {name}: {seconds * 1000:.0f} ms/step")
-        keras.backend.clear_session()
+        for data_name, root in (frame_roots.items() if frame else [("sample", SAMPLE)]):
+            dataset = make_dataset(f"{root}/*/*.tfrecord", config.feature_spec(), 3862,
+                                   BATCH_SIZE, shuffle=True, num_epochs=None, seed=0,
+                                   max_frames=config.max_frames)
+            keras.utils.set_random_seed(0)
+            model = compile_model(config)
+            model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
+            steps = timed_steps["frame" if frame else "video"]
+            start = time.perf_counter()
+            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+            seconds = (time.perf_counter() - start) / steps
+            rows.append({"section": "training",
+                         "name": f"{name}, {data_name}" if frame else name,
+                         "rate": BATCH_SIZE / seconds, "unit": "examples/s",
+                         "step_ms": seconds * 1000, "parameters": model.count_params()})
+            log(f"training {name} ({data_name}): {seconds * 1000:.0f} ms/step")
+            keras.backend.clear_session()
     return rows
 
 
@@ -352,8 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_rows, serving_base = bench_pipelines(workdir, None if args.quick
                                                       else args.shared_data)
         model_dir = glob.glob(f"{serving_base}/*")[0]
-        rows += bench_input(epochs=1 if args.quick else 4)
-        rows += bench_training(models, timed_steps)
+        frame_roots = {"real shards": REAL_FRAMES,
+                       "generated, real lengths": make_real_length_frames(workdir)}
+        rows += bench_input(epochs=1 if args.quick else 4, frame_roots=frame_roots)
+        rows += bench_training(models, timed_steps, frame_roots)
         rows += bench_inference(model_dir)
         rows += bench_serving(serving_base, requests)
         rows += pipeline_rows

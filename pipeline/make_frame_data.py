@@ -1,8 +1,9 @@
 """Makes realistic frame-level SequenceExamples from real video-level YouTube-8M shards.
 
-No real frame-level shards ship with this project; each output video keeps the input's id and
-labels, and its quantized `rgb`/`audio` frames average to the input's `mean_rgb`/`mean_audio`
-(see trainer_module.frames). One output shard per input shard, same file name.
+Each output video keeps the input's id and labels, and its quantized `rgb`/`audio` frames
+average to the input's `mean_rgb`/`mean_audio`; by default they are as long, as noisy and as
+often saturated as real 2018 frames (see trainer_module.frames and pipeline.frame_stats).
+One output shard per input shard, same file name.
 
     python -m pipeline.make_frame_data --input_pattern='data/sample/video/train/*.tfrecord' \
         --output_dir=build/frame_sample/train
@@ -18,6 +19,7 @@ import numpy as np
 
 from pipeline.preflight import PreflightError, glob_files
 from serving.files import written_atomically
+from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 
 
 def convert_shard(input_path: str, output_path: str, rng: np.random.Generator,
@@ -46,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input_pattern", required=True, help="video-level shards (glob)")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--min_frames", type=int, default=60)
-    parser.add_argument("--max_frames", type=int, default=300)
+    parser.add_argument("--min_frames", type=int, default=REAL_MIN_FRAMES)
+    parser.add_argument("--max_frames", type=int, default=REAL_MAX_FRAMES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from tqdm import tqdm

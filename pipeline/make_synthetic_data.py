@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.preflight import PreflightError
 from serving.files import written_atomically
+from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 
 FEATURE_SIZES = {"mean_rgb": 1024, "mean_audio": 128}
 MAX_LABELS_PER_VIDEO = 5
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num_classes", type=int, default=3862)
     parser.add_argument("--frame_features", action="store_true",
                         help="frame-level SequenceExamples instead of video-level Examples")
-    parser.add_argument("--min_frames", type=int, default=60)
-    parser.add_argument("--max_frames", type=int, default=300)
+    parser.add_argument("--min_frames", type=int, default=REAL_MIN_FRAMES)
+    parser.add_argument("--max_frames", type=int, default=REAL_MAX_FRAMES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from tqdm import tqdm

@@ -33,6 +33,8 @@ from trainer_module.features import FeatureSpecError
 
 # Pre-flight reads every record of data up to this size (the bundled sample takes ~1 s).
 FULL_SCAN_BYTES = 2 * 1024**3
+# Above this, say that ImportExampleGen's copy can be skipped (its rate: make bench-scale).
+COPY_NOTE_BYTES = 1024**3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +158,10 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
             preflight.check_first_example(flag_files[0], training.feature_spec())
         notes.append(f"note: {data_bytes / 1e9:.0f} GB of data: only the first record of each "
                      "pattern was checked; `make validate-data` checks every record")
+    if data_bytes > COPY_NOTE_BYTES and not config.import_examples:
+        notes.append(f"note: ImportExampleGen copies and gzips all {data_bytes / 1e9:.0f} GB "
+                     "first; shards laid out as Split-train/ and Split-validate/ are used in "
+                     "place with --import_examples (docs/data.md)")
     try:
         check_train_dir(training)
     except CheckpointMismatchError as error:

@@ -67,8 +67,8 @@ def test_frame_reader_pads_truncates_and_counts_frames(tmp_path):
     expected = dequantize(np.frombuffer(first[0].bytes_list.value[0], np.uint8)).numpy()
     np.testing.assert_allclose(features["audio"][0, 0], expected)
     short = int(np.argmin(lengths))
-    if lengths[short] < 5:
-        assert not np.any(features["rgb"][short, lengths[short]:])
+    assert lengths[short] < 5, "the seed gives a video shorter than max_frames"
+    assert not np.any(features["rgb"][short, lengths[short]:]), "padding is zeros"
     assert labels.shape == (6, 3862) and labels.numpy()[0, rows[0]["labels"]].all()
 
     # Below max_frames, a batch is padded only to its longest video.

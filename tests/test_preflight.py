@@ -53,6 +53,7 @@ def test_feature_missing_from_the_data(capsys, tmp_path):
     ("--label_loss", "L1", "unknown --label_loss 'L1'"),
     ("--train_steps", "0", "--train_steps must be positive"),
     ("--label_smoothing", "1.5", "--label_smoothing must be in [0, 1), got 1.5"),
+    ("--beam_workers", "-1", "--beam_workers must be 0 or more, got -1"),
 ])
 def test_unknown_names_and_bad_numbers(capsys, tmp_path, tiny_data_root, flag, value, message):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root, flag, value)

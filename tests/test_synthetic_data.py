@@ -49,3 +49,10 @@ def test_frame_level_data_has_frames_around_the_video_features(tmp_path):
 def test_bad_sizes_are_one_line(capsys, tmp_path):
     assert main(["--output_dir", str(tmp_path), "--videos_per_shard", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --videos_per_shard must be positive, got 0"
+
+
+def test_validate_shards_may_hold_a_different_number_of_videos(tmp_path):
+    generate(tmp_path, "--validate_videos_per_shard", "7")
+    count = lambda pattern: sum(1 for _ in tf.data.TFRecordDataset(  # noqa: E731
+        tf.io.gfile.glob(str(tmp_path / pattern))))
+    assert (count("train/*"), count("validate/*")) == (60, 7)

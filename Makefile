@@ -70,7 +70,7 @@ help:
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
 	@echo "make download    PARTITION=2/video/train [MIRROR=us SHARD=1,100] DOWNLOAD_DIR=data/yt8m/2018/video/train"
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
-	@echo "make bench       benchmarks (~20 min): bench/results.md and bench/results.json"
+	@echo "make bench       benchmarks (~35 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~30 min): bench/scale.md"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"

@@ -16,16 +16,12 @@ def component_windows(metadata_sqlite: str) -> dict[str, tuple[float, float]]:
     """(start, end) epoch seconds of each component execution in the latest run."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline.summary import _store
+    from pipeline.summary import latest_run_executions
 
-    store = _store(metadata_sqlite)
-    runs = store.get_contexts_by_type("pipeline_run")
-    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
     windows = {}
-    for execution in store.get_executions_by_context(latest.id):
+    for name, execution in latest_run_executions(metadata_sqlite):
         if execution.last_known_state == metadata_store_pb2.Execution.COMPLETE:
-            windows[type_names[execution.type_id]] = (
+            windows[name] = (
                 execution.create_time_since_epoch / 1e3,
                 execution.last_update_time_since_epoch / 1e3)
     return windows

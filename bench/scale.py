@@ -89,8 +89,9 @@ def scoring_rate(model_dir: str, files: list[str]) -> float:
 
 def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int, ...] = (0,)
                 ) -> list[dict]:
-    """One pipeline run per factor (and per Beam worker setting at the two largest factors),
-    with the limits measured on the same shards."""
+    """One pipeline run per factor (per Beam worker setting at the two largest factors, and
+    with the shards imported in place at the largest), with the limits measured on the same
+    shards."""
     rows = []
     for factor in factors:
         data = f"{workdir}/scale_{factor}x"
@@ -101,19 +102,35 @@ def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int,
         raw_read_rate(all_files)  # warm the page cache, as the pipeline run will find it
         limits = {"raw read": raw_read_rate(all_files),
                   "gzip": gzip_rate(all_files, videos["all"])}
-        workers_here = beam_workers if factor >= sorted(factors)[-2] else (0,)
-        for workers in workers_here:
-            root = f"{workdir}/scale_{factor}x_w{workers}"
-            run = run_pipeline(data, root, train_steps=max(1, videos["train"] // BATCH_SIZE),
-                               extra_args=["--beam_workers", str(workers)])
+        variants = [(0, "copy")]
+        if factor >= sorted(factors)[-2]:
+            variants += [(workers, "copy") for workers in beam_workers if workers]
+        if factor == max(factors):
+            variants.append((0, "in place"))
+        for workers, examples in variants:
+            root = f"{workdir}/scale_{factor}x_w{workers}_{examples.replace(' ', '_')}"
+            data_root, extra = data, ["--beam_workers", str(workers)]
+            if examples == "in place":
+                data_root = _split_layout(data, f"{root}_data")
+                extra.append("--import_examples")
+            run = run_pipeline(data_root, root, max(1, videos["train"] // BATCH_SIZE), extra)
             model_dir = glob.glob(f"{root}/serving_model/*")[0]
             limits["in-process scoring"] = scoring_rate(model_dir, files["validate"])
             rows.append({"section": "scale", "factor": factor, "beam_workers": workers,
-                         "videos": videos, "limits": dict(limits), **run})
-            log(f"scale {factor}x (beam workers {workers}): "
+                         "examples": examples, "videos": videos, "limits": dict(limits), **run})
+            log(f"scale {factor}x (beam workers {workers}, examples {examples}): "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in run["components"].items() if v >= 1))
         _remove_tree(data)
     return rows
+
+
+def _split_layout(data: str, root: str) -> str:
+    """`root` with Split-train/ and Split-validate/ linked to data's train/ and validate/: the
+    layout `--import_examples` registers in place."""
+    os.makedirs(root, exist_ok=True)
+    for split in ("train", "validate"):
+        os.symlink(os.path.abspath(f"{data}/{split}"), f"{root}/Split-{split}")
+    return root
 
 
 def _remove_tree(path: str) -> None:
@@ -125,7 +142,7 @@ def _remove_tree(path: str) -> None:
 def component_rows(rows: list[dict]) -> list[dict]:
     """Per component and factor (in-memory Beam): seconds, videos/s, peak RSS, limit, ratio."""
     table = []
-    in_memory = [r for r in rows if r["beam_workers"] == 0]
+    in_memory = [r for r in rows if r["beam_workers"] == 0 and r["examples"] == "copy"]
     for name in COMPONENT_INPUT:
         for row in in_memory:
             if name not in row["components"]:
@@ -177,7 +194,8 @@ def parallelism_rows(rows: list[dict]) -> list[dict]:
     beam_components = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
     result = []
     for factor in sorted({r["factor"] for r in rows}):
-        runs = {r["beam_workers"]: r for r in rows if r["factor"] == factor}
+        runs = {r["beam_workers"]: r for r in rows
+                if r["factor"] == factor and r["examples"] == "copy"}
         if len(runs) < 2:
             continue
         base = sum(runs[0]["components"].get(c, 0.0) for c in beam_components)
@@ -223,4 +241,16 @@ def markdown(rows: list[dict]) -> str:
             workers = p["beam_workers"] or "in-memory"
             lines.append(f"| {p['factor']}x | {workers} | {p['seconds']:.0f} | "
                          f"{p['vs_in_memory']:.2f}x |")
+    in_place = [r for r in rows if r["examples"] == "in place"]
+    if in_place:
+        copy = next(r for r in rows if r["factor"] == in_place[0]["factor"]
+                    and r["examples"] == "copy" and r["beam_workers"] == 0)
+        lines += ["", f"| at {copy['factor']}x | wall s | ExampleGen s | peak RSS MB per "
+                  "component |", "|---|---|---|---|"]
+        for run in (copy, in_place[0]):
+            peaks = ", ".join(f"{name} {mb:,.0f}" for name, mb in
+                              run["component_peak_rss_mb"].items() if name in COMPONENT_INPUT)
+            example_gen = run["components"].get("ImportExampleGen", 0.0)
+            lines.append(f"| examples {run['examples']} | {run['wall_seconds']:.0f} | "
+                         f"{example_gen:.0f} | {peaks} |")
     return "\n".join(lines) + "\n"

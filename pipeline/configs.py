@@ -23,10 +23,20 @@ BEAM_RUNNERS = {
               "--environment_config={image}"),
 }
 
+# From this much input on, DirectRunner worker processes beat running Beam in-process. On 2
+# cores (`make bench-scale`) 2 workers took 2.1x the in-memory time of the Beam components at
+# 35 k videos and 1.3x at 139 k; their marginal rates cross near 310 k videos (~1.4 GB).
+MULTI_PROCESSING_MIN_BYTES = 1.5e9
+
+
+def beam_workers_for(data_bytes: int) -> int:
+    """run_local's default number of Beam worker processes for this much input."""
+    return (os.cpu_count() or 1) if data_bytes >= MULTI_PROCESSING_MIN_BYTES else 0
+
+
 def direct_runner_args(workers: int) -> tuple[str, ...]:
     """DirectRunner settings for run_local: 0 runs Beam in this process; n > 0 runs n worker
-    processes (each imports TensorFlow again, ~25 s, so it pays only on large inputs: see
-    docs/operations.md for the measured crossover)."""
+    processes (each imports TensorFlow again, ~25 s, so they pay only on large inputs)."""
     if workers == 0:
         return ("--direct_running_mode=in_memory",)
     return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")

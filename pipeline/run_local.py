@@ -17,10 +17,12 @@ import warnings
 from pipeline import preflight
 from pipeline.configs import (
     EVAL_PATTERN,
+    MULTI_PROCESSING_MIN_BYTES,
     SAMPLE_DATA_ROOT,
     SPLIT_DIRS,
     TRAIN_PATTERN,
     PipelineConfig,
+    beam_workers_for,
     direct_runner_args,
 )
 from pipeline.flags import (
@@ -64,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="add a Tuner step: random search of this many trials (learning "
                           "rate, regularization, MoE experts), each --train_steps long; the "
                           "Trainer uses the best")
-    run.add_argument("--beam_workers", type=int, default=0, metavar="N",
-                     help="Beam DirectRunner worker processes for the data components; 0 "
-                          "(default) runs them in this process")
+    run.add_argument("--beam_workers", type=int, metavar="N",
+                     help="Beam DirectRunner worker processes for the data components; 0 runs "
+                          "them in this process (default below "
+                          f"{MULTI_PROCESSING_MIN_BYTES / 1e9:g} GB of shards, one per CPU above)")
     run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
@@ -92,9 +95,14 @@ def configure_logging(verbose: bool) -> None:
             handler.addFilter(_ProgressOnly())
 
 
+def local_bytes(files: dict[str, list[str]]) -> int:
+    """Bytes of the matched shards on local disks (object-store shards are not counted)."""
+    return sum(os.path.getsize(f) for fs in files.values() for f in fs if "://" not in f)
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
     """Validates the flags and the data they point at; raises PreflightError/FeatureSpecError."""
-    if args.beam_workers < 0:
+    if args.beam_workers is not None and args.beam_workers < 0:
         raise preflight.PreflightError(f"--beam_workers must be 0 or more, got {args.beam_workers}")
     training = training_config_from_args(
         args, os.path.join(args.pipeline_root, "train_dir", args.model))
@@ -108,6 +116,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     if args.predict_data_pattern:
         patterns["--predict_data_pattern"] = args.predict_data_pattern
     files = preflight.check_patterns(patterns)
+    beam_workers = (args.beam_workers if args.beam_workers is not None
+                    else beam_workers_for(local_bytes(files)))
     input_base, train_pattern, eval_pattern = preflight.split_patterns(
         os.path.abspath(train_glob), os.path.abspath(eval_glob))
     config = PipelineConfig(
@@ -120,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
                               if args.predict_data_pattern else None),
         import_examples=args.import_examples, tune_trials=args.tune,
-        beam_pipeline_args=direct_runner_args(args.beam_workers), training=training)
+        beam_pipeline_args=direct_runner_args(beam_workers), training=training)
     return config, files
 
 
@@ -149,7 +159,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
         config = dataclasses.replace(config, training=training)
         notes.append(f"note: {first} is 2017 YouTube-8M data (video_id, {classes_of_2017} "
                      f"classes): using --num_classes={classes_of_2017}")
-    data_bytes = sum(os.path.getsize(f) for fs in files.values() for f in fs if "://" not in f)
+    data_bytes = local_bytes(files)
     if data_bytes <= FULL_SCAN_BYTES:
         validate(files, training.feature_spec(), training.num_classes, training.max_frames,
                  progress=False)

@@ -56,15 +56,28 @@ def _store(metadata_sqlite: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
+def _latest_run(store) -> metadata_store_pb2.Context:
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise RuntimeError("ML Metadata holds no pipeline run")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run_executions(metadata_sqlite: str
+                          ) -> list[tuple[str, metadata_store_pb2.Execution]]:
+    """The latest run's executions with their component type (`Trainer`, `Evaluator`, …)."""
+    store = _store(metadata_sqlite)
+    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return [(type_names[execution.type_id], execution)
+            for execution in store.get_executions_by_context(_latest_run(store).id)]
+
+
 def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:
     """The latest run's artifacts by type name; the LatestPushedModel copies (also of type
     Model) under BASELINE_MODEL."""
     from components.latest_pushed_model import SOURCE_PROPERTY
 
-    runs = store.get_contexts_by_type("pipeline_run")
-    if not runs:
-        raise RuntimeError("ML Metadata holds no pipeline run")
-    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    latest = _latest_run(store)
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     by_type = {}
     for artifact in sorted(store.get_artifacts_by_context(latest.id), key=lambda a: a.id):

@@ -217,14 +217,10 @@ def cached_components(metadata_sqlite: str) -> set[str]:
     """Components of the latest run that were taken from the cache, not executed."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline.summary import _store
+    from pipeline.summary import latest_run_executions
 
-    store = _store(metadata_sqlite)
-    latest = max(store.get_contexts_by_type("pipeline_run"),
-                 key=lambda c: (c.create_time_since_epoch, c.id))
-    names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return {names[e.type_id] for e in store.get_executions_by_context(latest.id)
-            if e.last_known_state == metadata_store_pb2.Execution.CACHED}
+    return {name for name, execution in latest_run_executions(metadata_sqlite)
+            if execution.last_known_state == metadata_store_pb2.Execution.CACHED}
 
 
 def test_tuner_step_searches_and_the_trainer_uses_the_best(tmp_path, tiny_data_root):

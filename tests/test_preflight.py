@@ -105,3 +105,20 @@ def test_a_preset_sets_defaults_that_flags_override():
     args = parse_args_with_preset(build_parser(), ["--preset", "best-video", "--train_steps", "7"])
     assert args.train_steps == 7 and args.model == PRESETS["best-video"]["model"]
     assert parse_args_with_preset(build_parser(), []).model == "LogisticModel"
+
+
+def test_beam_runs_in_process_on_small_data_and_in_worker_processes_on_large(
+        tmp_path, tiny_data_root):
+    from pipeline.configs import MULTI_PROCESSING_MIN_BYTES, beam_workers_for
+    from pipeline.run_local import build_parser, config_from_args
+
+    def beam_args(*flags):
+        args = build_parser().parse_args(["--data_root", tiny_data_root, "--pipeline_root",
+                                          str(tmp_path), *flags])
+        return config_from_args(args)[0].beam_pipeline_args
+
+    assert beam_args() == ("--direct_running_mode=in_memory",)
+    assert beam_args("--beam_workers", "3") == ("--direct_running_mode=multi_processing",
+                                                "--direct_num_workers=3")
+    assert beam_workers_for(int(MULTI_PROCESSING_MIN_BYTES) - 1) == 0
+    assert beam_workers_for(int(MULTI_PROCESSING_MIN_BYTES)) == os.cpu_count()

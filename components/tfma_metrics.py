@@ -1,7 +1,8 @@
 """YouTube-8M metrics (GAP@k, mAP, Hit@1, PERR) as a TFMA custom metric for the Evaluator.
 
 The numbers come from `trainer_module.metrics.EvaluationMetrics`, the same implementation the
-Trainer and the CLIs use; this module only adapts it to TFMA's Beam CombineFn interface.
+Trainer and the CLIs use; this module adapts it to TFMA (a preprocessor and a CombineFn) and
+gives the Evaluator extractors that reduce the scores while they are still batched.
 
 Use in an EvalConfig, one MetricConfig per metric (so each may carry its own threshold):
     tfma.MetricConfig(class_name="GlobalAveragePrecision", module="components.tfma_metrics",
@@ -128,9 +129,9 @@ class _VideoScoresPreprocessor(metric_types.Preprocessor):
         key = self._key
         reduced = extracts.get(VIDEO_SCORES_KEY, {}).get(key.model_name)
         if reduced is not None:  # by video_scores_extractor, while batched
-            yield VideoScores(**{name: np.reshape(reduced[name], (1, -1))[0] if name in
-                                 ("hit_at_one", "perr") else np.reshape(reduced[name], (1, -1))
-                                 for name in _ARRAY_FIELDS}, label_ids=reduced["label_ids"])
+            yield VideoScores(**{name: np.reshape(reduced[name], shape)
+                                 for name, shape in _ONE_VIDEO_SHAPES.items()},
+                              label_ids=reduced["label_ids"])
             return
         labels, predictions, _ = next(metric_util.to_label_prediction_example_weight(
             metric_types.StandardMetricInputs(extracts), eval_config=self._eval_config,
@@ -181,7 +182,10 @@ class _YouTube8MCombiner(beam.CombineFn):
 # Where the batched extractor leaves each model's VideoScores, as
 # {model_name: {field: [batch, ...] array, "label_ids": [batch] list of arrays}}.
 VIDEO_SCORES_KEY = "_youtube8m_video_scores"
-_ARRAY_FIELDS = ("top_class_ids", "top_scores", "top_hits", "hit_at_one", "perr")
+# VideoScores' array fields, and the shape of one video's (TFMA's unbatching drops the batch
+# dimension of [batch, k] arrays and turns [batch] ones into [1]).
+_ONE_VIDEO_SHAPES = {"top_class_ids": (1, -1), "top_scores": (1, -1), "top_hits": (1, -1),
+                     "hit_at_one": (1,), "perr": (1,)}
 
 
 def _model_value(batched_value, model_name: str):
@@ -207,7 +211,7 @@ class _AddVideoScores(beam.DoFn):
                 predictions = predictions[prediction_key]
             labels = _model_value(batched_extracts[constants.LABELS_KEY], model_name)
             scores = VideoScores.of(predictions, labels, self._top_k)
-            fields = {name: getattr(scores, name) for name in _ARRAY_FIELDS}
+            fields = {name: getattr(scores, name) for name in _ONE_VIDEO_SHAPES}
             labels = np.asarray(labels) > 0
             fields["label_ids"] = [np.flatnonzero(row).astype(np.int32) for row in labels]
             by_model[model_name] = fields

@@ -52,14 +52,15 @@ class ReportAccumulator:
             self.by_vertical = {v: EvaluationMetrics(num_classes, top_k) for v in self.verticals}
 
     def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        self.overall.add(scores, labels)
+        reduced = self.overall.scores_of(scores, labels)
+        self.overall.add_scores(reduced)
         if not self.by_vertical:
             return
         in_vertical = (labels > 0) @ self.class_vertical  # [batch, verticals]
         for column, vertical in enumerate(self.verticals):
             rows = in_vertical[:, column]
             if rows.any():
-                self.by_vertical[vertical].add(scores[rows], labels[rows])
+                self.by_vertical[vertical].add_scores(reduced.select(rows))
 
     def metrics(self) -> dict[str, float]:
         return self.overall.result()

@@ -185,7 +185,7 @@ VIDEO_SCORES_KEY = "_youtube8m_video_scores"
 # VideoScores' array fields, and the shape of one video's (TFMA's unbatching drops the batch
 # dimension of [batch, k] arrays and turns [batch] ones into [1]).
 _ONE_VIDEO_SHAPES = {"top_class_ids": (1, -1), "top_scores": (1, -1), "top_hits": (1, -1),
-                     "hit_at_one": (1,), "perr": (1,)}
+                     "hit_at_one": (1,), "perr": (1,), "num_labels": (1,)}
 
 
 def _model_value(batched_value, model_name: str):
@@ -212,8 +212,7 @@ class _AddVideoScores(beam.DoFn):
             labels = _model_value(batched_extracts[constants.LABELS_KEY], model_name)
             scores = VideoScores.of(predictions, labels, self._top_k)
             fields = {name: getattr(scores, name) for name in _ONE_VIDEO_SHAPES}
-            labels = np.asarray(labels) > 0
-            fields["label_ids"] = [np.flatnonzero(row).astype(np.int32) for row in labels]
+            fields["label_ids"] = scores.label_ids_by_video()
             by_model[model_name] = fields
         yield {**batched_extracts, VIDEO_SCORES_KEY: by_model}
 

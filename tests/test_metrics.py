@@ -119,3 +119,17 @@ def test_perr_matches_starter_code_restatement_with_and_without_ties(levels):
     labels[3] = 1  # a video with every class
     assert evaluate(predictions, labels)["perr"] == pytest.approx(
         starter_perr(predictions, labels), abs=1e-12)
+
+
+def test_scores_of_selected_videos_equal_scoring_those_videos_alone():
+    rng = np.random.default_rng(9)
+    predictions = rng.random((40, 30))
+    labels = (rng.random((40, 30)) < 0.1).astype(int)
+    keep = rng.random(40) < 0.5
+    whole = EvaluationMetrics(30, 5)
+    selected = EvaluationMetrics(30, 5)
+    selected.add_scores(whole.scores_of(predictions, labels).select(keep))
+    assert selected.result() == pytest.approx(evaluate(predictions[keep], labels[keep], 5))
+    none = EvaluationMetrics(30, 5)
+    none.add_scores(whole.scores_of(predictions, labels).select(np.zeros(40, bool)))
+    assert none.num_examples == 0 and not none.positives_per_class.any()

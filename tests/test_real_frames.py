@@ -11,7 +11,7 @@ from pipeline.run_local import main as run_local_main
 from pipeline.summary import latest_run_result
 from pipeline.validate_data import main as validate_data_main
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import assert_runs_in_tf_servings_loader
+from tests.helpers import assert_runs_in_tf_servings_loader, saved_model_cli_outputs
 from tests.test_models import NUM_CLASSES, SMALL_HPARAMS
 from trainer_module.config import TrainingConfig
 from trainer_module.models import FRAME_LEVEL_MODELS
@@ -74,6 +74,9 @@ def test_every_frame_model_trains_and_serves_real_frames(tmp_path, model_name):
     scores = loaded.signatures["serving_default"](examples=tf.constant(served))["scores"]
     assert scores.shape == (len(served), NUM_CLASSES)
     assert_runs_in_tf_servings_loader(str(tmp_path / "model"), loaded, served)
+    # TF Serving's own loading path, in its own process.
+    by_cli = saved_model_cli_outputs(str(tmp_path / "model"), served, str(tmp_path))
+    np.testing.assert_array_equal(by_cli["scores"], scores.numpy())
 
 
 @pytest.mark.e2e
@@ -89,3 +92,8 @@ def test_frame_level_pipeline_on_real_frames(tmp_path):
     result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert result.metrics["example_count"] == 4
     assert result.blessed and result.pushed_path
+    served = records(VALIDATE)
+    by_python = tf.saved_model.load(result.pushed_path).signatures["serving_default"](
+        examples=tf.constant(served))
+    by_cli = saved_model_cli_outputs(result.pushed_path, served, str(tmp_path))
+    np.testing.assert_array_equal(by_cli["scores"], by_python["scores"].numpy())

@@ -32,7 +32,8 @@ class VideoScores:
     top_hits: np.ndarray  # [videos, top_k] bool, whether each is a true label
     hit_at_one: np.ndarray  # [videos] bool
     perr: np.ndarray  # [videos] float64
-    label_ids: np.ndarray  # [labels of all videos] int32, every true label
+    num_labels: np.ndarray  # [videos] int, how many true labels each video has
+    label_ids: np.ndarray  # [sum of num_labels] int32, every true label, video by video
 
     @classmethod
     def of(cls, predictions, labels, top_k: int) -> VideoScores:
@@ -45,12 +46,27 @@ class VideoScores:
         top_k = min(top_k, predictions.shape[1])
         rows = np.arange(len(predictions))[:, None]
         top = np.argpartition(predictions, -top_k, axis=1)[:, -top_k:]
+        num_labels = labels.sum(axis=1)
         return cls(
             top_class_ids=top.astype(np.int32), top_scores=predictions[rows, top],
             top_hits=labels[rows, top],
             hit_at_one=labels[rows[:, 0], predictions.argmax(axis=1)],
-            perr=_precision_at_equal_recall(predictions, labels),
-            label_ids=np.nonzero(labels)[1].astype(np.int32))
+            perr=_precision_at_equal_recall(predictions, labels, num_labels),
+            num_labels=num_labels, label_ids=np.nonzero(labels)[1].astype(np.int32))
+
+    def label_ids_by_video(self) -> list[np.ndarray]:
+        """`label_ids` split into each video's labels."""
+        return np.split(self.label_ids, np.cumsum(self.num_labels)[:-1])
+
+    def select(self, videos: np.ndarray) -> VideoScores:
+        """The scores of the videos where the boolean mask `videos` is true."""
+        by_video = self.label_ids_by_video()
+        chosen = [ids for ids, keep in zip(by_video, videos, strict=True) if keep]
+        return VideoScores(
+            top_class_ids=self.top_class_ids[videos], top_scores=self.top_scores[videos],
+            top_hits=self.top_hits[videos], hit_at_one=self.hit_at_one[videos],
+            perr=self.perr[videos], num_labels=self.num_labels[videos],
+            label_ids=np.concatenate(chosen) if chosen else self.label_ids[:0])
 
 
 class EvaluationMetrics:
@@ -72,11 +88,15 @@ class EvaluationMetrics:
 
     def add(self, predictions, labels) -> None:
         """Adds a batch: `predictions` scores and `labels` multi-hot, both [batch, num_classes]."""
+        self.add_scores(self.scores_of(predictions, labels))
+
+    def scores_of(self, predictions, labels) -> VideoScores:
+        """A batch reduced for this accumulator (and any other with its classes and top_k)."""
         if np.shape(predictions)[-1] != self.num_classes:
             raise ValueError(
                 f"predictions {np.shape(predictions)} and labels {np.shape(labels)} must both "
                 f"be [batch, {self.num_classes}]")
-        self.add_scores(VideoScores.of(predictions, labels, self.top_k))
+        return VideoScores.of(predictions, labels, self.top_k)
 
     def add_scores(self, scores: VideoScores) -> None:
         """Adds videos already reduced by `VideoScores.of` with this accumulator's top_k."""
@@ -171,15 +191,15 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) 
     return float(np.sum(hits_so_far[ranked_hits] / ranks[ranked_hits]) / num_positives)
 
 
-def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray,
+                               num_labels: np.ndarray) -> np.ndarray:
     """Per-video precision of the top-n scores, n = the video's number of labels.
 
     The top n are those of a stable descending sort (equal scores: lower class first), found
     without sorting all classes: everything above the n-th largest score, then as many of the
-    scores equal to it as fill n, in class order. The Evaluator calls this per slice and
-    model, where a full sort of every row was most of its time.
+    scores equal to it as fill n, in class order. A full sort of every row was most of the
+    Evaluator's time.
     """
-    num_labels = labels.sum(axis=1)
     most_labels = int(num_labels.max(initial=0))
     if most_labels == 0:
         return np.zeros(len(predictions))

@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", default=HERE)
     parser.add_argument("--scale", action="store_true",
                         help="instead: every component at 1x-128x of 1,024 videos, with its "
-                             "limits, growth and 2018 projection (~30 min; bench/scale.py)")
+                             "limits, growth and 2018 projection (~20 min; bench/scale.py)")
     args = parser.parse_args(argv)
     if args.scale:
         return main_scale(args.output_dir, quick=args.quick)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import time
 import zlib
 
@@ -120,7 +121,7 @@ def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int,
                          "examples": examples, "videos": videos, "limits": dict(limits), **run})
             log(f"scale {factor}x (beam workers {workers}, examples {examples}): "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in run["components"].items() if v >= 1))
-        _remove_tree(data)
+        shutil.rmtree(data, ignore_errors=True)
     return rows
 
 
@@ -131,12 +132,6 @@ def _split_layout(data: str, root: str) -> str:
     for split in ("train", "validate"):
         os.symlink(os.path.abspath(f"{data}/{split}"), f"{root}/Split-{split}")
     return root
-
-
-def _remove_tree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def component_rows(rows: list[dict]) -> list[dict]:

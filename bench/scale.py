@@ -90,9 +90,8 @@ def scoring_rate(model_dir: str, files: list[str]) -> float:
 
 def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int, ...] = (0,)
                 ) -> list[dict]:
-    """One pipeline run per factor (per Beam worker setting at the two largest factors, and
-    with the shards imported in place at the largest), with the limits measured on the same
-    shards."""
+    """One pipeline run per factor (at the two largest factors also per Beam worker setting
+    and with the shards imported in place), with the limits measured on the same shards."""
     rows = []
     for factor in factors:
         data = f"{workdir}/scale_{factor}x"
@@ -106,7 +105,6 @@ def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int,
         variants = [(0, "copy")]
         if factor >= sorted(factors)[-2]:
             variants += [(workers, "copy") for workers in beam_workers if workers]
-        if factor == max(factors):
             variants.append((0, "in place"))
         for workers, examples in variants:
             root = f"{workdir}/scale_{factor}x_w{workers}_{examples.replace(' ', '_')}"
@@ -134,10 +132,11 @@ def _split_layout(data: str, root: str) -> str:
     return root
 
 
-def component_rows(rows: list[dict]) -> list[dict]:
-    """Per component and factor (in-memory Beam): seconds, videos/s, peak RSS, limit, ratio."""
+def component_rows(rows: list[dict], examples: str = "copy") -> list[dict]:
+    """Per component and factor (in-memory Beam, the shards copied by ImportExampleGen or
+    imported in place): seconds, videos/s, peak RSS, limit, ratio."""
     table = []
-    in_memory = [r for r in rows if r["beam_workers"] == 0 and r["examples"] == "copy"]
+    in_memory = [r for r in rows if r["beam_workers"] == 0 and r["examples"] == examples]
     for name in COMPONENT_INPUT:
         for row in in_memory:
             if name not in row["components"]:
@@ -179,6 +178,9 @@ def growth_and_projection(table: list[dict]) -> list[dict]:
             "time_vs_linear": (large["seconds"] / small["seconds"]) / linear,
             "rss_growth": large["peak_rss_mb"] / max(1.0, small["peak_rss_mb"]),
             "marginal_rate": marginal, "fixed_seconds": fixed,
+            # The rate once the component's fixed cost is paid, against its limit.
+            "marginal_vs_limit": (marginal / large["limit_rate"]
+                                  if marginal and large["limit_rate"] else None),
             "projected_seconds": fixed + full / marginal if marginal else None,
             "projected_videos": full})
     return result
@@ -215,19 +217,11 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['component']} | {r['factor']}x | {r['videos']:,} | "
                      f"{r['seconds']:.1f} | {r['rate']:,.0f} | {r['peak_rss_mb']:,.0f} | "
                      f"{limit} | {ratio} |")
-    lines += ["", "| component | growth | time vs linear | peak RSS growth | marginal "
-              "videos/s | fixed s | projected for the 2018 dataset |",
-              "|---|---|---|---|---|---|---|"]
-    for g in growth_and_projection(table):
-        if g["marginal_rate"]:
-            rate, fixed = f"{g['marginal_rate']:,.0f}", f"{g['fixed_seconds']:.0f}"
-            projection = (f"{g['projected_seconds'] / 60:,.0f} min for "
-                          f"{g['projected_videos']:,} videos")
-        else:
-            rate = fixed = projection = "- (fixed cost only)"
-        lines.append(f"| {g['component']} | {g['from']}x → {g['to']}x | "
-                     f"{g['time_vs_linear']:.2f} | {g['rss_growth']:.2f} | {rate} | {fixed} | "
-                     f"{projection} |")
+    lines += _growth_lines(growth_and_projection(table), "shards copied by ImportExampleGen")
+    in_place = component_rows(rows, "in place")
+    if in_place:
+        lines += _growth_lines(growth_and_projection(in_place),
+                               "shards imported in place (`--import_examples`)")
     parallel = parallelism_rows(rows)
     if parallel:
         lines += ["", "| factor | Beam workers | Beam components' seconds | vs in-memory |",
@@ -236,16 +230,36 @@ def markdown(rows: list[dict]) -> str:
             workers = p["beam_workers"] or "in-memory"
             lines.append(f"| {p['factor']}x | {workers} | {p['seconds']:.0f} | "
                          f"{p['vs_in_memory']:.2f}x |")
-    in_place = [r for r in rows if r["examples"] == "in place"]
-    if in_place:
-        copy = next(r for r in rows if r["factor"] == in_place[0]["factor"]
+    in_place_runs = [r for r in rows if r["examples"] == "in place"]
+    if in_place_runs:
+        largest = max(in_place_runs, key=lambda r: r["factor"])
+        copy = next(r for r in rows if r["factor"] == largest["factor"]
                     and r["examples"] == "copy" and r["beam_workers"] == 0)
         lines += ["", f"| at {copy['factor']}x | wall s | ExampleGen s | peak RSS MB per "
                   "component |", "|---|---|---|---|"]
-        for run in (copy, in_place[0]):
+        for run in (copy, largest):
             peaks = ", ".join(f"{name} {mb:,.0f}" for name, mb in
                               run["component_peak_rss_mb"].items() if name in COMPONENT_INPUT)
             example_gen = run["components"].get("ImportExampleGen", 0.0)
             lines.append(f"| examples {run['examples']} | {run['wall_seconds']:.0f} | "
                          f"{example_gen:.0f} | {peaks} |")
     return "\n".join(lines) + "\n"
+
+
+def _growth_lines(growth: list[dict], path: str) -> list[str]:
+    lines = ["", f"Growth between the two largest factors, {path}:", "",
+             "| component | growth | time vs linear | peak RSS growth | marginal videos/s "
+             "| marginal vs limit | fixed s | projected for the 2018 dataset |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in growth:
+        if g["marginal_rate"]:
+            rate, fixed = f"{g['marginal_rate']:,.0f}", f"{g['fixed_seconds']:.0f}"
+            projection = (f"{g['projected_seconds'] / 60:,.0f} min for "
+                          f"{g['projected_videos']:,} videos")
+        else:
+            rate = fixed = projection = "- (fixed cost only)"
+        versus = f"{g['marginal_vs_limit']:.2f}x" if g["marginal_vs_limit"] else "-"
+        lines.append(f"| {g['component']} | {g['from']}x → {g['to']}x | "
+                     f"{g['time_vs_linear']:.2f} | {g['rss_growth']:.2f} | {rate} | {versus} "
+                     f"| {fixed} | {projection} |")
+    return lines

@@ -1,34 +1,27 @@
-"""YouTube-8M metrics (GAP@k, mAP, Hit@1, PERR) as a TFMA custom metric for the Evaluator.
+"""YouTube-8M metrics (GAP@k, mAP, Hit@1, PERR, video count) as TFMA custom metrics.
 
 The numbers come from `trainer_module.metrics.EvaluationMetrics`, the same implementation the
-Trainer and the CLIs use; this module adapts it to TFMA (a preprocessor and a CombineFn) and
-gives the Evaluator extractors that reduce the scores while they are still batched.
+Trainer and the CLIs use; this module adapts it to TFMA (a preprocessor and a CombineFn).
+`components.tfma_extractors` gives the Evaluator extractors that hand these metrics whole
+batches of a slice instead of single examples.
 
 Use in an EvalConfig, one MetricConfig per metric (so each may carry its own threshold):
     tfma.MetricConfig(class_name="GlobalAveragePrecision", module="components.tfma_metrics",
                       config='{"num_classes": 3862, "top_k": 20}')
-The four metrics share one accumulator, and each example is reduced to its top-k scores
-once per model, before TFMA fans it out to its slices.
+The metrics share one accumulator, and each video is reduced to its top-k scores once per
+model, before TFMA fans it out to its slices.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis import constants
-
-# TFMA names its stages only in private constants; the version is pinned in requirements.
-from tensorflow_model_analysis.extractors.features_extractor import (
-    _FEATURES_EXTRACTOR_STAGE_NAME as FEATURES_EXTRACTOR_STAGE_NAME,
-)
-from tensorflow_model_analysis.extractors.unbatch_extractor import UNBATCH_EXTRACTOR_STAGE_NAME
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from trainer_module.export import SERIALIZED_EXAMPLES_INPUT
 from trainer_module.features import NUM_CLASSES_2018
 from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics, VideoScores
 
@@ -68,8 +61,17 @@ class PrecisionAtEqualRecallRate(_YouTube8MMetric):
     metric_name = "perr"
 
 
+class VideoCount(_YouTube8MMetric):
+    """How many videos were evaluated, under the name of TFMA's `ExampleCount`, which would
+    count batches when the extractors hand over whole batches."""
+
+    metric_name = "example_count"
+
+
 METRIC_CLASSES = (GlobalAveragePrecision, MeanAveragePrecision, HitAtOne,
-                  PrecisionAtEqualRecallRate)
+                  PrecisionAtEqualRecallRate, VideoCount)
+# Where `components.tfma_extractors` leaves a batch's VideoScores, as {model_name: scores}.
+VIDEO_SCORES_KEY = "_youtube8m_video_scores"
 for _metric_class in METRIC_CLASSES:
     metric_types.register_metric(_metric_class)
 
@@ -127,11 +129,8 @@ class _VideoScoresPreprocessor(metric_types.Preprocessor):
 
     def process(self, extracts) -> Iterator[VideoScores]:
         key = self._key
-        reduced = extracts.get(VIDEO_SCORES_KEY, {}).get(key.model_name)
-        if reduced is not None:  # by video_scores_extractor, while batched
-            yield VideoScores(**{name: np.reshape(reduced[name], shape)
-                                 for name, shape in _ONE_VIDEO_SHAPES.items()},
-                              label_ids=reduced["label_ids"])
+        if VIDEO_SCORES_KEY in extracts:  # a batch of one slice, reduced by our extractors
+            yield extracts[VIDEO_SCORES_KEY][key.model_name]
             return
         labels, predictions, _ = next(metric_util.to_label_prediction_example_weight(
             metric_types.StandardMetricInputs(extracts), eval_config=self._eval_config,
@@ -175,90 +174,18 @@ class _YouTube8MCombiner(beam.CombineFn):
 
     def extract_output(self, accumulator: EvaluationMetrics) -> dict:
         if accumulator.num_examples == 0:
-            return {self._key: {name: float("nan") for name in METRIC_NAMES}}
-        return {self._key: accumulator.result()}
+            return {self._key: {**{name: float("nan") for name in METRIC_NAMES},
+                                VideoCount.metric_name: 0}}
+        result = accumulator.result()
+        return {self._key: {**result, VideoCount.metric_name: result["num_examples"]}}
 
 
-# Where the batched extractor leaves each model's VideoScores, as
-# {model_name: {field: [batch, ...] array, "label_ids": [batch] list of arrays}}.
-VIDEO_SCORES_KEY = "_youtube8m_video_scores"
-# VideoScores' array fields, and the shape of one video's (TFMA's unbatching drops the batch
-# dimension of [batch, k] arrays and turns [batch] ones into [1]).
-_ONE_VIDEO_SHAPES = {"top_class_ids": (1, -1), "top_scores": (1, -1), "top_hits": (1, -1),
-                     "hit_at_one": (1,), "perr": (1,), "num_labels": (1,)}
-
-
-def _model_value(batched_value, model_name: str):
-    """A batched labels/predictions extract of one model (TFMA nests them by model name
-    when it evaluates several)."""
-    if isinstance(batched_value, Mapping) and model_name in batched_value:
-        return batched_value[model_name]
-    return batched_value
-
-
-@beam.typehints.with_input_types(dict)
-@beam.typehints.with_output_types(dict)
-class _AddVideoScores(beam.DoFn):
-    def __init__(self, eval_config, top_k: int):
-        self._models = [(spec.name, spec.prediction_key) for spec in eval_config.model_specs]
-        self._top_k = top_k
-
-    def process(self, batched_extracts: dict) -> Iterator[dict]:
-        by_model = {}
-        for model_name, prediction_key in self._models:
-            predictions = _model_value(batched_extracts[constants.PREDICTIONS_KEY], model_name)
-            if isinstance(predictions, Mapping):
-                predictions = predictions[prediction_key]
-            labels = _model_value(batched_extracts[constants.LABELS_KEY], model_name)
-            scores = VideoScores.of(predictions, labels, self._top_k)
-            fields = {name: getattr(scores, name) for name in _ONE_VIDEO_SHAPES}
-            fields["label_ids"] = scores.label_ids_by_video()
-            by_model[model_name] = fields
-        yield {**batched_extracts, VIDEO_SCORES_KEY: by_model}
-
-
-class _NameSerializedExamples(beam.DoFn):
-    def process(self, batched_extracts: dict) -> Iterator[dict]:
-        features = {**batched_extracts[constants.FEATURES_KEY],
-                    SERIALIZED_EXAMPLES_INPUT: batched_extracts[constants.INPUT_KEY]}
-        yield {**batched_extracts, constants.FEATURES_KEY: features}
-
-
-def serialized_examples_extractor() -> tfma.extractors.Extractor:
-    """Adds the serialized examples to the features under the name of the signatures' input.
-
-    TFMA passes serialized examples to a signature positionally when no feature carries the
-    input's name; TF's structured binding then fails and formats the whole batch into its
-    error message before the flat call succeeds, about a tenth of the Evaluator's time.
-    """
-    return tfma.extractors.Extractor(stage_name="YouTube8MNameSerializedExamples",
-                                     ptransform=beam.ParDo(_NameSerializedExamples()))
-
-
-def video_scores_extractor(eval_config, top_k: int) -> tfma.extractors.Extractor:
-    """Reduces each batch of predictions to VideoScores while still batched: one numpy call
-    per batch instead of one per example, before TFMA unbatches the extracts."""
-    return tfma.extractors.Extractor(
-        stage_name="YouTube8MVideoScores",
-        ptransform=beam.ParDo(_AddVideoScores(eval_config, top_k)))
-
-
-def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
-    """The Evaluator's extractors (TFX calls this by name from `module_path`): TFMA's
-    defaults with `video_scores_extractor` just before they are unbatched."""
-    metric_config = next(metric for spec in eval_config.metrics_specs
-                         for metric in spec.metrics if metric.module == __name__)
-    metric = globals()[metric_config.class_name](**json.loads(metric_config.config or "{}"))
-    top_k = metric.kwargs["top_k"]
-    extractors = tfma.default_extractors(eval_shared_model=eval_shared_model,
-                                         eval_config=eval_config,
-                                         tensor_adapter_config=tensor_adapter_config)
-    stages = [extractor.stage_name for extractor in extractors]
-    extractors.insert(stages.index(UNBATCH_EXTRACTOR_STAGE_NAME),
-                      video_scores_extractor(eval_config, top_k))
-    extractors.insert(stages.index(FEATURES_EXTRACTOR_STAGE_NAME) + 1,
-                      serialized_examples_extractor())
-    return extractors
+def top_k_of(eval_config: tfma.EvalConfig) -> int:
+    """The top_k of the YouTube-8M metrics in `eval_config` (their shared accumulator's)."""
+    config = next(metric for spec in eval_config.metrics_specs for metric in spec.metrics
+                  if metric.module == __name__)
+    metric = globals()[config.class_name](**json.loads(config.config or "{}"))
+    return metric.kwargs["top_k"]
 
 
 def load_evaluation(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:

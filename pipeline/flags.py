@@ -55,7 +55,12 @@ def parse_args_with_preset(parser: argparse.ArgumentParser, argv: list[str] | No
     `flags_parser` is the (sub)parser holding the training flags, if not `parser`."""
     known, _ = parser.parse_known_args(argv)
     if getattr(known, "preset", None):
-        (flags_parser or parser).set_defaults(**PRESETS[known.preset])
+        preset = PRESETS[known.preset]
+        unknown = sorted(set(preset) - set(vars(known)))
+        if unknown:
+            parser.exit(2, f"error: --preset {known.preset} sets "
+                           f"{', '.join('--' + key for key in unknown)}, which no flag takes\n")
+        (flags_parser or parser).set_defaults(**preset)
     return parser.parse_args(argv)
 
 

@@ -6,14 +6,17 @@ import json
 import os
 
 import tensorflow_model_analysis as tfma
+from google.protobuf.wrappers_pb2 import BoolValue
 from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
 from components.batch_predict import BatchPredict
 from components.evaluation_report import EvaluationReport
 from components.latest_pushed_model import LatestPushedModel
+from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
+from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.transform import transform_custom_config
 
@@ -21,6 +24,7 @@ RUN_FN = "trainer_module.train.run_fn"
 TUNER_FN = "trainer_module.tuning.tuner_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
+EXTRACTORS_MODULE = custom_extractors.__module__
 FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
 # The LatestPushedModel nodes: the Evaluator's baseline and the warm-start source. What is
 # served changes between runs while their inputs stay the same, so they are never cached.
@@ -56,13 +60,14 @@ def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default",
-            prediction_key="scores",
+            prediction_key=SCORES_OUTPUT,
             label_key=MULTI_HOT_LABELS_KEY,
             preprocessing_function_names=["transform_features"],
         )],
         slicing_specs=slicing_specs,
-        metrics_specs=[tfma.MetricsSpec(
-            metrics=[tfma.MetricConfig(class_name="ExampleCount"), *yt8m_metrics])],
+        metrics_specs=[tfma.MetricsSpec(metrics=yt8m_metrics)],
+        # Only our metrics, so that the Evaluator's extractors may keep whole batches.
+        options=tfma.Options(include_default_metrics=BoolValue(value=False)),
     )
 
 
@@ -159,7 +164,7 @@ def create_pipeline(config: PipelineConfig,
         baseline_model=baseline_model.outputs["model"],
         example_splits=["validate"],
         eval_config=make_eval_config(config),
-        module_path=METRICS_MODULE,  # its custom_extractors reduce the scores while batched
+        module_path=EXTRACTORS_MODULE,  # its custom_extractors keep the batches
     )
 
     pusher = tfx.components.Pusher(

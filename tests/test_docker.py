@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from pipeline.pipeline import METRICS_MODULE, PREPROCESSING_FN, RUN_FN
+from pipeline.pipeline import EXTRACTORS_MODULE, METRICS_MODULE, PREPROCESSING_FN, RUN_FN
 from tests.conftest import PROJECT_ROOT
 
 
@@ -129,7 +129,7 @@ def test_the_image_environment_imports_everything_the_spec_names(tmp_path, capsy
                           "--output", str(spec), "--predict_data_pattern", "gs://b/t/*",
                           "--warm_start"]) == 0
     paths = spec_module_paths(spec)
-    assert {"pipeline.kfp_entrypoint", RUN_FN, PREPROCESSING_FN, METRICS_MODULE,
+    assert {"pipeline.kfp_entrypoint", RUN_FN, PREPROCESSING_FN, METRICS_MODULE, EXTRACTORS_MODULE,
             "components.batch_predict.BatchPredict_Executor",
             "components.latest_pushed_model.LatestPushedModel_Executor",
             "tfx.components.trainer.executor.GenericExecutor"} <= paths

@@ -90,7 +90,8 @@ def test_every_project_module_path_in_the_spec_imports(compiled):
     project_path = r"(?<![\w.])(?:trainer_module|components|pipeline|serving)(?:\.\w+)+"
     paths = set(re.findall(project_path, text))
     assert {"trainer_module.train.run_fn", "trainer_module.transform.preprocessing_fn",
-            "components.tfma_metrics", "components.batch_predict.BatchPredict_Executor"} <= paths
+            "components.tfma_metrics", "components.tfma_extractors",
+            "components.batch_predict.BatchPredict_Executor"} <= paths
     for path in paths:
         module, _, attribute = path.rpartition(".")
         try:

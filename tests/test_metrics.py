@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainer_module.metrics import EvaluationMetrics, average_precision, evaluate
+from trainer_module.metrics import EvaluationMetrics, VideoScores, average_precision, evaluate
 
 
 def starter_gap(predictions, labels, top_k=20):
@@ -133,3 +133,29 @@ def test_scores_of_selected_videos_equal_scoring_those_videos_alone():
     none = EvaluationMetrics(30, 5)
     none.add_scores(whole.scores_of(predictions, labels).select(np.zeros(40, bool)))
     assert none.num_examples == 0 and not none.positives_per_class.any()
+
+
+@pytest.mark.parametrize("levels", [None, 4])
+def test_scores_from_ranked_top_k_equal_scores_from_all_classes(levels):
+    """`of_ranked` takes the top k as tf.math.top_k ranks them (descending, ties by lower
+    class); videos with more labels than k fall back to all scores for their PERR."""
+    rng = np.random.default_rng(13)
+    predictions = rng.random((200, 30)).astype(np.float32)
+    if levels:
+        predictions = np.floor(predictions * levels) / levels
+    labels = (rng.random((200, 30)) < 0.15).astype(int)
+    labels[0] = 1  # more labels than k
+    labels[1] = 0
+    top_k = 5
+    ranked = np.argsort(-predictions, axis=1, kind="stable")[:, :top_k]
+    from_ranked = VideoScores.of_ranked(
+        ranked, np.take_along_axis(predictions, ranked, axis=1), predictions, labels)
+    metrics = EvaluationMetrics(30, top_k)
+    metrics.add_scores(from_ranked)
+    expected = evaluate(predictions, labels, top_k)
+    if levels:  # which of the tied scores make the top k is arbitrary in `of` (argpartition)
+        expected = {name: expected[name] for name in ("hit_at_one", "perr", "num_examples")}
+    assert {name: metrics.result()[name] for name in expected} == pytest.approx(
+        expected, abs=1e-12)
+    assert metrics.result()["perr"] == pytest.approx(starter_perr(predictions, labels), abs=1e-12)
+    assert from_ranked.perr[0] == pytest.approx(np.mean(predictions[0] > 0) * 1.0)

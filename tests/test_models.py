@@ -25,6 +25,7 @@ from trainer_module.models import (
     NeXtVLAD,
     SoftBagOfFrames,
     build_model,
+    model_hyperparameters,
 )
 from trainer_module.train import train_and_export
 from trainer_module.vocabulary import label_names
@@ -106,11 +107,22 @@ def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_nam
 
 
 def test_moe_output_is_a_mixture_of_probabilities():
+    """Per class, the gates' softmax over 3 experts and the dummy weighs the experts'
+    sigmoids; the dummy's share predicts 0 (a logistic model would not match)."""
     spec = TrainingConfig(model="MoeModel").feature_spec()
     model = build_model("MoeModel", spec, num_classes=7, moe_num_mixtures=3)
-    out = model({"mean_rgb": np.random.rand(4, 1024), "mean_audio": np.random.rand(4, 128)})
-    assert out.shape == (4, 7)
-    assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 1
+    rng = np.random.default_rng(1)
+    features = {"mean_rgb": rng.random((4, 1024)).astype("float32"),
+                "mean_audio": rng.random((4, 128)).astype("float32")}
+    out = model(features).numpy()
+    x = np.concatenate([features["mean_rgb"], features["mean_audio"]], axis=1)
+    gates = (x @ model.get_layer("gates").kernel.numpy()).reshape(4, 7, 4)
+    gates = np.exp(gates - gates.max(axis=-1, keepdims=True))
+    gates /= gates.sum(axis=-1, keepdims=True)
+    experts = model.get_layer("experts")
+    expert_logits = (x @ experts.kernel.numpy() + experts.bias.numpy()).reshape(4, 7, 3)
+    expected = (gates[..., :3] / (1 + np.exp(-expert_logits))).sum(axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_ensemble_predicts_its_members_mean_and_each_member_learns_as_if_alone():
@@ -234,3 +246,38 @@ def test_nextvlad_descriptor_is_expanded_features_over_groups_per_cluster():
     assert layer(frames, tf.constant([5, 3])).shape == (2, 2 * 1152 // 8 * 128)
     with pytest.raises(ValueError, match="must divide into 7 groups"):
         NeXtVLAD(4, expansion=1, groups=7)(frames, tf.constant([5, 3]))
+
+
+@pytest.mark.parametrize("model_name,hparams,searched", [
+    ("LogisticModel", {}, False),
+    ("MoeModel", {}, True),
+    ("MlpMoeModel", {}, True),  # its MoE head is set in its constructor
+    ("MlpModel", {}, False),
+    ("MlpModel", {"video_level_classifier_model": "MoeModel"}, True),
+    ("DbofModel", {}, True),
+    ("DbofModel", {"video_level_classifier_model": "LogisticModel"}, False),
+    ("FrameLevelLogisticModel", {}, False),
+])
+def test_the_tuner_searches_what_the_model_takes(model_name, hparams, searched):
+    import keras_tuner
+
+    from trainer_module.tuning import MODEL_SEARCH_SPACES, define_search_space
+
+    frame = model_name in FRAME_LEVEL_MODELS
+    config = TrainingConfig(model=model_name, model_hparams=hparams,
+                            feature_names="rgb,audio" if frame else "mean_rgb,mean_audio")
+    space = keras_tuner.HyperParameters()
+    define_search_space(space, config)
+    assert ("moe_num_mixtures" in space.values) == searched
+    assert set(MODEL_SEARCH_SPACES) <= set(model_hyperparameters("MlpMoeModel"))
+
+
+def test_unknown_model_hyperparameters_are_refused_naming_them():
+    spec = TrainingConfig().feature_spec()
+    with pytest.raises(ValueError, match=r"^--model LogisticModel does not take "
+                                         r"--moe_num_mixtures; it takes --l2_penalty$"):
+        build_model("LogisticModel", spec, 10, moe_num_mixtures=8)
+    with pytest.raises(ValueError, match="unknown --video_level_classifier_model 'Nope'"):
+        build_model("MlpModel", spec, 10, video_level_classifier_model="Nope")
+    assert model_hyperparameters("MlpMoeModel")["moe_prob_gating"] is True
+    assert model_hyperparameters("DbofModel")["moe_num_mixtures"] == 2

@@ -54,6 +54,8 @@ def test_feature_missing_from_the_data(capsys, tmp_path):
     ("--train_steps", "0", "--train_steps must be positive"),
     ("--label_smoothing", "1.5", "--label_smoothing must be in [0, 1), got 1.5"),
     ("--beam_workers", "-1", "--beam_workers must be 0 or more, got -1"),
+    ("--moe_num_mixtures", "8",
+     "--model LogisticModel does not take --moe_num_mixtures; it takes --l2_penalty"),
 ])
 def test_unknown_names_and_bad_numbers(capsys, tmp_path, tiny_data_root, flag, value, message):
     err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root, flag, value)
@@ -105,6 +107,27 @@ def test_a_preset_sets_defaults_that_flags_override():
     args = parse_args_with_preset(build_parser(), ["--preset", "best-video", "--train_steps", "7"])
     assert args.train_steps == 7 and args.model == PRESETS["best-video"]["model"]
     assert parse_args_with_preset(build_parser(), []).model == "LogisticModel"
+
+
+def test_a_preset_with_a_key_no_flag_takes_is_refused_with_one_line(capsys, monkeypatch):
+    from pipeline.flags import PRESETS, parse_args_with_preset
+    from pipeline.run_local import build_parser
+
+    monkeypatch.setitem(PRESETS, "best-video", {**PRESETS["best-video"], "mlp_layers": 3})
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args_with_preset(build_parser(), ["--preset", "best-video"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert err == "error: --preset best-video sets --mlp_layers, which no flag takes"
+
+
+def test_every_preset_key_is_a_flag():
+    from pipeline.flags import PRESETS, parse_args_with_preset
+    from pipeline.run_local import build_parser
+
+    for name, preset in PRESETS.items():
+        args = vars(parse_args_with_preset(build_parser(), ["--preset", name]))
+        assert {key: args[key] for key in preset} == preset
 
 
 def test_beam_runs_in_process_on_small_data_and_in_worker_processes_on_large(

@@ -1,63 +1,149 @@
-"""The Evaluator's metric: scores reduced while batched (`custom_extractors`) or per example
-(TFMA's default extractors) give the numpy metrics of the same predictions."""
+"""The Evaluator's metrics: whole slices of a batch (`components.tfma_extractors`) and
+single examples (TFMA's default extractors) give the numpy metrics of each model and slice."""
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.metrics import metric_types
+from apache_beam.testing.util import assert_that
+from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.utils import util as tfma_util
 
-from components.tfma_metrics import (
-    VIDEO_SCORES_KEY,
-    _AddVideoScores,
-    _VideoScoresPreprocessor,
-    _YouTube8MCombiner,
-)
+from components.tfma_extractors import keeps_batches, slice_groups_extractor
+from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision, VideoCount
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import make_eval_config
+from trainer_module.export import SCORES_OUTPUT, TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT
 from trainer_module.metrics import evaluate
 
-NUM_CLASSES, TOP_K, MODELS = 50, 5, ("candidate", "baseline")
+NUM_CLASSES, TOP_K, MODELS, GENRES = 50, 5, ("candidate", "baseline"), (b"a", b"b", b"c")
+SLICE = "genre"
 
 
-def _eval_config() -> tfma.EvalConfig:
-    return tfma.EvalConfig(model_specs=[
-        tfma.ModelSpec(name=name, prediction_key="scores", label_key="labels",
-                       is_baseline=name == "baseline") for name in MODELS])
+def _eval_config(metrics=None) -> tfma.EvalConfig:
+    config = f'{{"num_classes": {NUM_CLASSES}, "top_k": {TOP_K}}}'
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(name=name, prediction_key=SCORES_OUTPUT,
+                                    label_key="labels", is_baseline=name == "baseline")
+                     for name in MODELS],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[SLICE])],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics or [
+            tfma.MetricConfig(class_name=metric.__name__, module=metric.__module__,
+                              config=config) for metric in METRIC_CLASSES])],
+        options=tfma.Options(include_default_metrics={"value": False}))
 
 
-def _metrics(examples, model_name: str, eval_config) -> dict:
-    key = metric_types.MetricKey(name="_acc", model_name=model_name)
-    preprocessor = _VideoScoresPreprocessor(key, eval_config, NUM_CLASSES, TOP_K)
-    combiner = _YouTube8MCombiner(key, NUM_CLASSES, TOP_K)
-    accumulator = combiner.create_accumulator()
-    for example in examples:
-        for scores in preprocessor.process(example):
-            accumulator = combiner.add_input(accumulator, scores)
-    return combiner.extract_output(combiner.merge_accumulators([accumulator]))[key]
-
-
-@pytest.mark.parametrize("batched", [True, False], ids=["custom_extractors", "per_example"])
-def test_both_paths_give_the_numpy_metrics_of_each_model(batched):
-    rng = np.random.default_rng(5)
-    labels = (rng.random((64, NUM_CLASSES)) < 0.08).astype(np.float32)
-    predictions = {name: rng.random((64, NUM_CLASSES)).astype(np.float32) for name in MODELS}
-    batched_extracts = {
-        tfma.PREDICTIONS_KEY: {name: {"scores": predictions[name]} for name in MODELS},
-        tfma.LABELS_KEY: {name: labels for name in MODELS}}
-    eval_config = _eval_config()
-    if batched:
-        batched_extracts = next(_AddVideoScores(eval_config, TOP_K).process(batched_extracts))
-    examples = tfma_util.split_extracts(batched_extracts)
-    assert (VIDEO_SCORES_KEY in examples[0]) == batched
+def _batch(rng, videos: int) -> tuple[dict, dict, np.ndarray]:
+    """A batched extract as TFMA's extractors leave it before unbatching (the slicing
+    feature dense, one value per label, as the Transform's `vertical1`), its predictions
+    and its slicing feature."""
+    labels = (rng.random((videos, NUM_CLASSES)) < 0.08).astype(np.float32)
+    genres = rng.choice(GENRES, size=(videos, 3))
+    predictions, outputs = {}, {}
     for name in MODELS:
-        assert _metrics(examples, name, eval_config) == pytest.approx(
-            evaluate(predictions[name], labels, top_k=TOP_K))
+        scores = rng.random((videos, NUM_CLASSES)).astype(np.float32)
+        ranked = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+        predictions[name] = scores
+        outputs[name] = {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: ranked,
+                         TOP_K_SCORES_OUTPUT: np.take_along_axis(scores, ranked, axis=1)}
+    extracts = {constants.PREDICTIONS_KEY: outputs,
+                constants.LABELS_KEY: dict.fromkeys(MODELS, labels),
+                constants.TRANSFORMED_FEATURES_KEY: {name: {SLICE: genres} for name in MODELS}}
+    return extracts, {**predictions, "labels": labels}, genres
+
+
+def _expected(batches) -> dict:
+    """numpy metrics of every model on every slice: {(model, slice key): metrics}."""
+    predictions = {key: np.concatenate([b[1][key] for b in batches]) for key in batches[0][1]}
+    genres = np.concatenate([b[2] for b in batches])
+    slices = {(): np.ones(len(genres), bool)}
+    slices.update({((SLICE, genre.decode()),): (genres == genre).any(axis=1)
+                   for genre in GENRES})
+    return {(name, key): evaluate(predictions[name][rows], predictions["labels"][rows], TOP_K)
+            for name in MODELS for key, rows in slices.items()}
+
+
+def _combine(extracts_by_slice: dict, eval_config) -> dict:
+    """Every model's metrics on every slice, by the metrics' own TFMA computations."""
+    result = {}
+    for metric_class in (GlobalAveragePrecision, VideoCount):
+        metric = metric_class(num_classes=NUM_CLASSES, top_k=TOP_K)
+        computations = metric.computations(eval_config=eval_config, model_names=list(MODELS))
+        for computation in computations:
+            if not hasattr(computation, "combiner"):
+                continue
+            model = computation.keys[0].model_name
+            for slice_key, extracts in extracts_by_slice.items():
+                combiner = computation.combiner
+                accumulator = combiner.create_accumulator()
+                for extract in extracts:
+                    for inputs in computation.preprocessors[0].process(extract):
+                        accumulator = combiner.add_input(accumulator, inputs)
+                output = combiner.extract_output(combiner.merge_accumulators([accumulator]))
+                result[(model, slice_key)] = next(iter(output.values()))
+    return result
+
+
+def _assert_metrics_equal_numpy(result: dict, expected: dict) -> None:
+    assert set(result) == set(expected)
+    for key, metrics in expected.items():
+        assert result[key]["example_count"] == metrics["num_examples"]
+        assert {name: result[key][name] for name in ("gap", "map", "hit_at_one", "perr")} == (
+            pytest.approx({name: metrics[name] for name in ("gap", "map", "hit_at_one", "perr")},
+                          abs=1e-12)), key
+
+
+def test_slice_groups_give_the_numpy_metrics_of_each_model_and_slice():
+    rng = np.random.default_rng(5)
+    batches = [_batch(rng, videos) for videos in (40, 1, 23)]
+    eval_config = _eval_config()
+
+    def check(groups):
+        by_slice = {}
+        for group in groups:
+            (slice_key,) = group[constants.SLICE_KEY_TYPES_KEY]
+            by_slice.setdefault(slice_key, []).append(group)
+        assert max(len(extracts) for extracts in by_slice.values()) == len(batches)
+        _assert_metrics_equal_numpy(_combine(by_slice, eval_config), _expected(batches))
+
+    with beam.Pipeline() as pipeline:
+        groups = (pipeline | beam.Create([batch[0] for batch in batches])
+                  | slice_groups_extractor(eval_config, TOP_K).ptransform)
+        assert_that(groups, check)
+
+
+def test_single_examples_give_the_numpy_metrics_of_each_model_and_slice():
+    rng = np.random.default_rng(6)
+    batches = [_batch(rng, 30), _batch(rng, 7)]
+    eval_config = _eval_config()
+    by_slice = {}
+    for batch in batches:
+        for example in tfma_util.split_extracts(batch[0]):
+            genres = {genre.decode() for genre in example[constants.TRANSFORMED_FEATURES_KEY][
+                "candidate"][SLICE]}
+            for slice_key in [(), *(((SLICE, genre),) for genre in genres)]:
+                by_slice.setdefault(slice_key, []).append(example)
+    _assert_metrics_equal_numpy(_combine(by_slice, eval_config), _expected(batches))
+
+
+def test_only_our_metrics_and_feature_slices_keep_batches():
+    assert keeps_batches(make_eval_config(PipelineConfig()))
+    assert keeps_batches(_eval_config())
+    with_tfma_metric = _eval_config([tfma.MetricConfig(class_name="ExampleCount")])
+    assert not keeps_batches(with_tfma_metric)
+    with_sql_slice = _eval_config()
+    with_sql_slice.slicing_specs.add(slice_keys_sql="SELECT STRUCT(genre) FROM example")
+    assert not keeps_batches(with_sql_slice)
+    with_defaults = _eval_config()
+    with_defaults.options.ClearField("include_default_metrics")
+    assert not keeps_batches(with_defaults)
 
 
 def test_scores_of_the_wrong_width_are_refused_with_the_shapes():
     eval_config = _eval_config()
-    key = metric_types.MetricKey(name="_acc", model_name="candidate")
-    preprocessor = _VideoScoresPreprocessor(key, eval_config, NUM_CLASSES, TOP_K)
-    example = {tfma.PREDICTIONS_KEY: {"candidate": {"scores": np.zeros(NUM_CLASSES - 1)}},
-               tfma.LABELS_KEY: {"candidate": np.zeros(NUM_CLASSES - 1)}}
+    computation = GlobalAveragePrecision(num_classes=NUM_CLASSES, top_k=TOP_K).computations(
+        eval_config=eval_config, model_names=["candidate"])[0]
+    example = {constants.PREDICTIONS_KEY: {"candidate": {"scores": np.zeros(NUM_CLASSES - 1)}},
+               constants.LABELS_KEY: {"candidate": np.zeros(NUM_CLASSES - 1)}}
     with pytest.raises(ValueError, match=r"scores of 50 classes; got labels \(49,\)"):
-        next(preprocessor.process(example))
+        next(computation.preprocessors[0].process(example))

@@ -41,6 +41,10 @@ TRAINED_WEIGHTS = "trained_weights"
 # The input of the signatures that take serialized tf.Examples / SequenceExamples.
 SERIALIZED_EXAMPLES_INPUT = "examples"
 SERIALIZED_EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=SERIALIZED_EXAMPLES_INPUT)
+# Outputs every signature returns: all scores [batch, num_classes], and the top k ranked
+# (descending; equal scores, lower class first) as class ids and scores [batch, k].
+SCORES_OUTPUT = "scores"
+TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT = "top_k_class_ids", "top_k_scores"
 
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
@@ -93,8 +97,8 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
         inputs = {name: features[name] for name in model_input_names(spec)}
         scores = model(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
-        return {"scores": scores, "top_k_class_ids": top.indices, "top_k_scores": top.values,
-                "top_k_labels": tf.gather(names, top.indices)}
+        return {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: top.indices,
+                TOP_K_SCORES_OUTPUT: top.values, "top_k_labels": tf.gather(names, top.indices)}
 
     @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
     def serve_examples(examples):

@@ -54,19 +54,38 @@ class VideoScores:
             perr=_precision_at_equal_recall(predictions, labels, num_labels),
             num_labels=num_labels, label_ids=np.nonzero(labels)[1].astype(np.int32))
 
-    def label_ids_by_video(self) -> list[np.ndarray]:
-        """`label_ids` split into each video's labels."""
-        return np.split(self.label_ids, np.cumsum(self.num_labels)[:-1])
+    @classmethod
+    def of_ranked(cls, top_class_ids, top_scores, predictions, labels) -> VideoScores:
+        """Like `of`, from top-k classes already ranked (as `tf.math.top_k` ranks them:
+        descending, equal scores lower class first), so nothing is sorted again. Only the
+        videos with more labels than k look at all of `predictions` for their PERR."""
+        top_class_ids = np.asarray(top_class_ids, np.int32)
+        labels = np.asarray(labels) > 0
+        rows = np.arange(len(labels))[:, None]
+        top_hits = labels[rows, top_class_ids]
+        num_labels = labels.sum(axis=1)
+        top_k = top_class_ids.shape[1]
+        ranks = np.arange(top_k)[None, :]
+        correct = (top_hits & (np.asarray(top_scores) > 0) & (ranks < num_labels[:, None]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            perr = np.where(num_labels > 0, correct.sum(axis=1) / num_labels, 0.0)
+        beyond_top_k = num_labels > top_k
+        if beyond_top_k.any():
+            perr[beyond_top_k] = _precision_at_equal_recall(
+                np.asarray(predictions, np.float32)[beyond_top_k], labels[beyond_top_k],
+                num_labels[beyond_top_k])
+        return cls(top_class_ids=top_class_ids, top_scores=np.asarray(top_scores, np.float32),
+                   top_hits=top_hits, hit_at_one=top_hits[:, 0], perr=perr,
+                   num_labels=num_labels, label_ids=np.nonzero(labels)[1].astype(np.int32))
 
     def select(self, videos: np.ndarray) -> VideoScores:
         """The scores of the videos where the boolean mask `videos` is true."""
-        by_video = self.label_ids_by_video()
-        chosen = [ids for ids, keep in zip(by_video, videos, strict=True) if keep]
+        videos = np.asarray(videos, bool)
         return VideoScores(
             top_class_ids=self.top_class_ids[videos], top_scores=self.top_scores[videos],
             top_hits=self.top_hits[videos], hit_at_one=self.hit_at_one[videos],
             perr=self.perr[videos], num_labels=self.num_labels[videos],
-            label_ids=np.concatenate(chosen) if chosen else self.label_ids[:0])
+            label_ids=self.label_ids[np.repeat(videos, self.num_labels)])
 
 
 class EvaluationMetrics:

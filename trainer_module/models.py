@@ -6,6 +6,8 @@ Hyperparameter names and defaults are the starter code's flags.
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import tensorflow as tf
 
@@ -117,9 +119,10 @@ class MlpModel:
 class MlpMoeModel(MlpModel):
     """MlpModel with a MoE classifier that has Context Gating on its probabilities."""
 
-    def __init__(self, **hparams):
-        super().__init__(**{"video_level_classifier_model": "MoeModel",
-                            "moe_prob_gating": True, **hparams})
+    def __init__(self, video_level_classifier_model: str = "MoeModel",
+                 moe_prob_gating: bool = True, **hparams):
+        super().__init__(video_level_classifier_model=video_level_classifier_model,
+                         moe_prob_gating=moe_prob_gating, **hparams)
 
 
 VIDEO_LEVEL_MODELS = {cls.__name__: cls for cls in (
@@ -371,7 +374,7 @@ class _PooledFramesModel:
     """Frames (randomly sampled in training) → a pooling layer → hidden layer (BN, ReLU6)
     → optional Context Gating → video-level classifier. Subclasses choose the pooling."""
 
-    def __init__(self, hidden_size: int, add_batch_norm: bool = True, iterations: int = 30,
+    def __init__(self, hidden_size: int, add_batch_norm: bool, iterations: int = 30,
                  sample_random_frames: bool = True, gating: bool = False,
                  gating_remove_diag: bool = False,
                  video_level_classifier_model: str = "MoeModel", **hparams):
@@ -579,10 +582,55 @@ class AveragingEnsemble(keras.Model):
         return {"loss": tf.add_n(member_losses) / len(member_losses)}
 
 
+CLASSIFIER_HPARAM = "video_level_classifier_model"
+
+
+def _constructor_defaults(model_class) -> dict[str, inspect.Parameter]:
+    """The keyword hyperparameters a model class takes: its constructor's and, as each
+    constructor passes the rest on, its base classes' (nearest first)."""
+    params = {}
+    for cls in model_class.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None or cls is object:
+            continue
+        for param in list(inspect.signature(init).parameters.values())[1:]:
+            if param.kind is param.KEYWORD_ONLY or (
+                    param.kind is param.POSITIONAL_OR_KEYWORD
+                    and param.default is not param.empty):
+                params.setdefault(param.name, param)
+    return params
+
+
+def model_hyperparameters(name: str, hparams: dict | None = None) -> dict:
+    """Every hyperparameter `--model name` takes, with its default: the model's own and
+    those of its video-level classifier (the one `hparams` choose, else its default)."""
+    params = {key: param.default
+              for key, param in _constructor_defaults(get_model_class(name)).items()}
+    if CLASSIFIER_HPARAM in params:
+        classifier = (hparams or {}).get(CLASSIFIER_HPARAM, params[CLASSIFIER_HPARAM])
+        if classifier not in VIDEO_LEVEL_MODELS:
+            raise ValueError(f"unknown --{CLASSIFIER_HPARAM} {classifier!r}; choose one of "
+                             f"{', '.join(VIDEO_LEVEL_MODELS)}")
+        params = {**model_hyperparameters(classifier), **params}
+    return params
+
+
+def check_hyperparameters(name: str, hparams: dict) -> None:
+    """Raises ValueError naming any of `hparams` that `--model name` does not take."""
+    accepted = model_hyperparameters(name, hparams)
+    unknown = sorted(set(hparams) - set(accepted) - {"ensemble_size"})
+    if unknown:
+        raise ValueError(
+            f"--model {name} does not take {', '.join('--' + key for key in unknown)}; "
+            f"it takes {', '.join('--' + key for key in sorted(accepted))}")
+
+
 def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,
                 **hparams) -> keras.Model:
     """A Keras model taking a dict of named features and returning class probabilities;
-    with `ensemble_size` > 1, an AveragingEnsemble of that many such models."""
+    with `ensemble_size` > 1, an AveragingEnsemble of that many such models. Raises
+    ValueError for a hyperparameter the model and its classifier do not take."""
+    check_hyperparameters(name, hparams)
     if ensemble_size > 1:
         members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}", hparams)
                    for index in range(ensemble_size)]

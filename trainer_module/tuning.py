@@ -12,26 +12,24 @@ import dataclasses
 import keras_tuner
 
 from trainer_module.config import TrainingConfig
+from trainer_module.models import model_hyperparameters
 
-# Searched for every model; MoE-headed models also search their number of experts.
+# Searched for every model; models with a MoE (as model or classifier) also search their
+# number of experts.
 LEARNING_RATES = [0.001, 0.003, 0.01, 0.03]
 REGULARIZATION_PENALTIES = [0.1, 1.0, 10.0]
-MOE_MIXTURES = [1, 2, 4]
-MOE_MODELS = ("MoeModel",)
-
-
-def _uses_moe(config: TrainingConfig) -> bool:
-    classifier = config.model_hparams.get("video_level_classifier_model")
-    return config.model in MOE_MODELS or classifier == "MoeModel" or (
-        classifier is None and config.feature_spec().is_frame_level
-        and config.model != "FrameLevelLogisticModel")
+MODEL_SEARCH_SPACES = {"moe_num_mixtures": [1, 2, 4]}
 
 
 def define_search_space(hp: keras_tuner.HyperParameters, config: TrainingConfig) -> None:
+    """The training choices every model searches, and those of MODEL_SEARCH_SPACES that the
+    model (with its chosen classifier) takes."""
     hp.Choice("base_learning_rate", LEARNING_RATES)
     hp.Choice("regularization_penalty", REGULARIZATION_PENALTIES)
-    if _uses_moe(config):
-        hp.Choice("moe_num_mixtures", MOE_MIXTURES)
+    takes = model_hyperparameters(config.model, config.model_hparams)
+    for name, values in MODEL_SEARCH_SPACES.items():
+        if name in takes:
+            hp.Choice(name, values)
 
 
 def apply_hyperparameters(config: TrainingConfig, values: dict) -> TrainingConfig:

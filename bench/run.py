@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import argparse
 import glob
-import http.client
 import json
 import os
 import platform
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
+from bench.pipelines import (
+    BATCH_SIZE,
+    HERE,
+    PROJECT_ROOT,
+    SAMPLE,
+    bench_growth,
+    bench_pipelines,
+    log,
+)
+from bench.serving import bench_inference, bench_serving
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROJECT_ROOT = os.path.dirname(HERE)
-SAMPLE = os.path.join(PROJECT_ROOT, "data", "sample", "video")
 REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")  # 12 real videos
-BATCH_SIZE = 256  # make run-local's default
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def examples_per_second(dataset, count_examples) -> tuple[float, int]:
@@ -92,7 +89,7 @@ def _training_step_row(name: str, data_name: str, root: str, steps: int) -> dict
     import keras
 
     from trainer_module.config import TrainingConfig
-    from trainer_module.models import FRAME_LEVEL_MODELS
+    from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
     from trainer_module.reader import make_dataset
     from trainer_module.train import compile_model
 
@@ -120,7 +117,7 @@ def bench_training(models: list[str], timed_steps: dict[str, int],
     clear_session() does not return, and a dozen of them in one process ran out of 23 GB."""
     import multiprocessing
 
-    from trainer_module.models import FRAME_LEVEL_MODELS
+    from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
 
     jobs = []
     for name in models:
@@ -140,180 +137,6 @@ def _training_step_star(job: tuple) -> dict:
 
 
 # --- 3. batch inference --------------------------------------------------------------------
-
-def bench_inference(model_dir: str) -> list[dict]:
-    import tensorflow as tf
-
-    from serving.batch_predict import write_predictions_csv
-    from trainer_module.features import VIDEO_LEVEL_FEATURES, FeatureSpec
-    from trainer_module.reader import make_dataset
-
-    pattern = f"{SAMPLE}/validate/*.tfrecord"
-    with tempfile.TemporaryDirectory() as tmp:
-        write_predictions_csv(model_dir, pattern, f"{tmp}/warm.csv", progress=False)
-        start = time.perf_counter()
-        count = write_predictions_csv(model_dir, pattern, f"{tmp}/p.csv", progress=False)
-        csv_rate = count / (time.perf_counter() - start)
-    predict = tf.saved_model.load(model_dir).signatures["predict_features"]
-    batches = list(make_dataset(pattern, FeatureSpec.of(VIDEO_LEVEL_FEATURES), 3862, BATCH_SIZE,
-                                with_labels=False))
-    predict(**batches[0])
-    start = time.perf_counter()
-    for features in batches:
-        predict(**features)
-    direct_rate = count / (time.perf_counter() - start)
-    log(f"inference: CSV {csv_rate:.0f}/s vs in-process {direct_rate:.0f}/s")
-    return [{"section": "inference", "name": "predictions CSV (read, parse, score, write)",
-             "rate": csv_rate, "unit": "videos/s", "baseline": direct_rate,
-             "ratio": csv_rate / direct_rate}]
-
-
-# --- 4. serving ----------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _percentiles(latencies: list[float]) -> tuple[float, float]:
-    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
-
-
-def bench_serving(base_path: str, requests: dict[int, int]) -> list[dict]:
-    import base64
-
-    import tensorflow as tf
-
-    from serving.model_dir import resolve_model_dir
-
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", f"--model_base_path={base_path}",
-         f"--rest_api_port={port}"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    records = [r.numpy() for r in tf.data.TFRecordDataset(
-        sorted(glob.glob(f"{SAMPLE}/validate/*.tfrecord"))).take(64)]
-    serve = tf.saved_model.load(resolve_model_dir(base_path)).signatures["serving_default"]
-    rows = []
-    try:
-        connection = _wait_for_server(port)
-        for batch, count in requests.items():
-            body = json.dumps({"instances": [
-                {"b64": base64.b64encode(r).decode()} for r in records[:batch]]})
-            examples = tf.constant(records[:batch])
-            serve(examples=examples)
-            in_process = []
-            for _ in range(count):
-                start = time.perf_counter()
-                serve(examples=examples)
-                in_process.append(time.perf_counter() - start)
-            rest = []
-            for _ in range(count + 5):
-                start = time.perf_counter()
-                connection.request("POST", "/v1/models/yt8m:predict", body,
-                                   {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                assert response.status == 200, response.status
-                rest.append(time.perf_counter() - start)
-            rest = rest[5:]  # the first requests trace the signature in the server
-            p50, p99 = _percentiles(rest)
-            base50, base99 = _percentiles(in_process)
-            rows.append({"section": "serving", "name": f"REST predict, batch {batch}",
-                         "rate": 1 / statistics.mean(rest), "unit": "requests/s",
-                         "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3,
-                         "baseline_p50_ms": base50 * 1e3, "baseline_p99_ms": base99 * 1e3,
-                         "ratio": p50 / base50, "target": 2.0 if batch == 1 else None,
-                         "requests": count})
-            log(f"serving batch {batch}: p50 {p50 * 1e3:.1f} ms vs {base50 * 1e3:.1f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return rows
-
-
-def _wait_for_server(port: int, timeout: float = 120.0) -> http.client.HTTPConnection:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            connection.request("GET", "/v1/models/yt8m")
-            if connection.getresponse().read() and True:
-                return connection
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("the serving benchmark's server did not start")
-
-
-# --- 5./6. pipeline runs -------------------------------------------------------------------
-
-INGEST = ("ImportExampleGen", "Importer", "StatisticsGen", "SchemaGen", "ExampleValidator",
-          "Transform")
-
-
-def run_pipeline(data_root: str, workdir: str, train_steps: int,
-                 extra_args: list[str] = ()) -> dict:
-    """One `run_local` in a fresh process: wall time, component times, peak RSS."""
-    command = [sys.executable, "-m", "bench.pipeline_child", "--data_root", data_root,
-               "--pipeline_root", f"{workdir}/pipeline_root",
-               "--serving_model_dir", f"{workdir}/serving_model",
-               "--train_steps", str(train_steps), "--batch_size", str(BATCH_SIZE), *extra_args]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"pipeline run failed:\n{result.stderr[-3000:]}")
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    components = measured["components"]
-    return {"wall_seconds": wall, "components": components,
-            "ingest_seconds": sum(v for k, v in components.items() if k in INGEST),
-            "train_seconds": components.get("Trainer", 0.0),
-            "evaluate_seconds": components.get("Evaluator", 0.0),
-            "peak_rss_mb": measured["peak_rss_mb"],
-            "component_peak_rss_mb": measured["component_peak_rss_mb"]}
-
-
-def bench_pipelines(workdir: str, shared_data: str | None) -> tuple[list[dict], str]:
-    rows = []
-    targets = [("bundled sample", SAMPLE, 300)]
-    if shared_data and os.path.isdir(shared_data):
-        targets.append(("shared sample (13,998 videos)", shared_data, 300))
-    else:
-        log(f"no shared sample at {shared_data}: pipeline benchmark on the bundled sample only")
-    for name, data_root, steps in targets:
-        run = run_pipeline(data_root, f"{workdir}/{len(rows)}", steps)
-        outside = 1 - run["train_seconds"] / run["wall_seconds"]
-        rows.append({"section": "pipeline", "name": f"make run-local, {name}",
-                     "rate": run["wall_seconds"], "unit": "s wall", "share_outside_training":
-                     outside, "target": 120.0 if data_root == SAMPLE else None, **run})
-        log(f"pipeline {name}: {run['wall_seconds']:.0f} s, {outside:.0%} outside training")
-    return rows, f"{workdir}/0/serving_model"
-
-
-def bench_growth(workdir: str, factors: tuple[int, ...], videos_per_shard: int) -> list[dict]:
-    from pipeline.make_synthetic_data import main as make_synthetic_data
-
-    rows = []
-    for factor in factors:
-        data = f"{workdir}/synthetic_{factor}x"
-        make_synthetic_data(["--output_dir", data, "--train_shards", str(2 * factor),
-                             "--validate_shards", "1", "--videos_per_shard",
-                             str(videos_per_shard), "--seed", "1"])
-        videos = 2 * factor * videos_per_shard
-        run = run_pipeline(data, f"{workdir}/growth_{factor}x",
-                           train_steps=max(1, videos // BATCH_SIZE))  # one epoch
-        rows.append({"section": "growth", "name": f"{factor}x ({videos} training videos)",
-                     "rate": videos / run["ingest_seconds"], "unit": "videos/s ingested",
-                     "factor": factor, "videos": videos, **run})
-        log(f"growth {factor}x: ingest {run['ingest_seconds']:.0f} s, train "
-            f"{run['train_seconds']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB")
-    base = rows[0]
-    for row in rows:
-        for key in ("ingest_seconds", "train_seconds", "evaluate_seconds", "peak_rss_mb"):
-            row[f"{key}_vs_1x"] = row[key] / base[key] if base[key] else None
-    return rows
-
 
 # --- report --------------------------------------------------------------------------------
 

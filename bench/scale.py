@@ -20,7 +20,7 @@ import shutil
 import time
 import zlib
 
-from bench.run import BATCH_SIZE, log, run_pipeline
+from bench.pipelines import BATCH_SIZE, log, run_pipeline
 
 BASE_TRAIN_VIDEOS = 1024  # 1×; 128× is 131,072 videos, ~0.6 GB
 TRAIN_SHARD_VIDEOS = 512

@@ -16,43 +16,98 @@ CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and expo
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 
 
+def positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def not_negative(value) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def fraction(value) -> str | None:
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def weight(value) -> str | None:
+    return None if 0 <= value <= 1 else "must be in [0, 1]"
+
+
+def one_of(*choices: str):
+    def check(value) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+    return check
+
+
+def setting(default=dataclasses.MISSING, help: str = "", check=None, flag: bool = True,
+            default_factory=dataclasses.MISSING):
+    """A TrainingConfig field with its command-line help and check (which returns what is
+    wrong with a value, or None); `flag=False` fields get no generated flag."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"help": help, "check": check, "flag": flag})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """Everything that decides what is trained and how; defaults are the starter code's."""
+    """Everything that decides what is trained and how; names and defaults are the starter
+    code's flags (pipeline/flags.py generates the flags from these fields)."""
 
-    model: str = "LogisticModel"
-    feature_names: str = "mean_rgb,mean_audio"
-    feature_sizes: str = "1024,128"
-    num_classes: int = NUM_CLASSES_2018
-    batch_size: int = 1024
-    base_learning_rate: float = 0.01
-    learning_rate_decay: float = 0.95
-    learning_rate_decay_examples: int = 4_000_000
-    clip_gradient_norm: float = 1.0
-    regularization_penalty: float = 1.0
-    label_loss: str = "CrossEntropyLoss"
-    label_smoothing: float = 0.0  # CrossEntropyLoss targets: 0 → s/2, 1 → 1 - s/2
-    top_k: int = 20
-    max_frames: int = DEFAULT_MAX_FRAMES  # frame-level only: frames kept per video
-    seed: int = 0
-    # Checkpoints: "" trains without any; a rerun with the same train_dir resumes.
-    train_dir: str = ""
-    checkpoint_steps: int = 500
-    # Validation during training: GAP every `eval_every_steps` steps (0: only at the end); the
-    # exported model has the best evaluation's weights. With a patience, training stops after
-    # that many evaluations without a better GAP.
-    eval_every_steps: int = 0
-    early_stopping_patience: int = 0
-    # Exponential moving average of the weights (0: off): validations score the averaged
-    # weights and the model ends with them; training steps update the raw weights.
-    ema_momentum: float = 0.0
-    # Blend of the trained model's scores with its nearest training videos' labels (0: off).
-    neighbour_weight: float = 0.0
-    neighbours: int = 30
-    start_new_model: bool = False
-    distribution: str = "none"  # one of DISTRIBUTION_STRATEGIES
-    # Model-specific hyperparameters (e.g. moe_num_mixtures, l2_penalty), by starter flag name.
-    model_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model: str = setting("LogisticModel", flag=False)  # its own flag: checked by the registry
+    feature_names: str = setting("mean_rgb,mean_audio", flag=False)
+    feature_sizes: str = setting("1024,128", flag=False)
+    num_classes: int = setting(NUM_CLASSES_2018, check=positive, flag=False)
+    # The starter code's is 1024; 256 gives the bundled sample enough steps on a laptop CPU.
+    batch_size: int = setting(256, "videos per training step", positive)
+    base_learning_rate: float = setting(0.01, "Adam's initial learning rate", positive)
+    learning_rate_decay: float = setting(0.95, "learning rate factor per decay period",
+                                         positive)
+    learning_rate_decay_examples: int = setting(
+        4_000_000, "examples per staircase decay of the learning rate", positive)
+    clip_gradient_norm: float = setting(1.0, "per-variable gradient norm clip (0: off)",
+                                        not_negative)
+    regularization_penalty: float = setting(1.0, "weight of the models' L2 losses",
+                                            not_negative)
+    label_loss: str = setting("CrossEntropyLoss", "CrossEntropyLoss, HingeLoss or SoftmaxLoss")
+    label_smoothing: float = setting(
+        0.0, "CrossEntropyLoss targets become s/2 and 1 - s/2 (0: off)", fraction)
+    top_k: int = setting(20, "k of GAP@k and of the exported top_k_* outputs", positive)
+    max_frames: int = setting(DEFAULT_MAX_FRAMES, "frame-level only: frames kept per video",
+                              positive)
+    seed: int = setting(0, "seed of initialisation, shuffling and dropout")
+    train_dir: str = setting(
+        "", "checkpoint folder; a rerun resumes from its latest checkpoint "
+            "(default: <pipeline_root>/train_dir/<model>)", flag=False)
+    checkpoint_steps: int = setting(500, "save a checkpoint every this many steps", positive)
+    eval_every_steps: int = setting(
+        0, "validation GAP every this many steps; the exported model keeps the best "
+           "evaluation's weights (0: evaluate only at the end)", not_negative)
+    early_stopping_patience: int = setting(
+        0, "with --eval_every_steps, stop after this many evaluations without a better "
+           "validation GAP (0: never stop early)", not_negative)
+    ema_momentum: float = setting(
+        0.0, "keep an exponential moving average of the weights with this momentum (e.g. "
+             "0.99), used for validation and export (0: off)", fraction)
+    neighbour_weight: float = setting(
+        0.0, "blend the model's scores with the labels of the --neighbours most similar "
+             "training videos, with this weight (0: off; the training set's features are "
+             "then stored in the model)", weight)
+    neighbours: int = setting(30, "how many training videos --neighbour_weight blends",
+                              positive)
+    start_new_model: bool = setting(
+        False, "discard the checkpoints in --train_dir and train from scratch")
+    distribution: str = setting(
+        "none", "tf.distribute strategy: mirrored (GPUs of one machine), "
+                "multi_worker_mirrored (several machines, from TF_CONFIG)",
+        one_of(*DISTRIBUTION_STRATEGIES))
+    # Model-specific hyperparameters (e.g. moe_num_mixtures), by starter flag name; the
+    # model classes define them (trainer_module.models.model_hyperparameters).
+    model_hparams: dict[str, Any] = setting(flag=False, default_factory=dict)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            check = field.metadata.get("check")
+            problem = check(getattr(self, field.name)) if check else None
+            if problem:
+                raise ValueError(f"--{field.name} {problem}, got {getattr(self, field.name)}")
 
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec.from_flags(self.feature_names, self.feature_sizes)
@@ -62,6 +117,15 @@ class TrainingConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def with_values(self, values: dict[str, Any]) -> TrainingConfig:
+        """This config with `values` (e.g. the Tuner's): training fields by name, anything
+        else as a model hyperparameter."""
+        fields = {field.name for field in dataclasses.fields(self)}
+        training = {key: value for key, value in values.items() if key in fields}
+        model_hparams = {**self.model_hparams,
+                         **{key: value for key, value in values.items() if key not in fields}}
+        return dataclasses.replace(self, **training, model_hparams=model_hparams)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:

@@ -141,6 +141,18 @@ class KeepBestOnValidation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: list[str]
+                  ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training batches (shuffled, repeated) and the validation batches (one pass)."""
+    spec = config.feature_spec()
+    train = make_dataset(train_files, spec, config.num_classes, config.batch_size,
+                         shuffle=True, num_epochs=None, seed=config.seed,
+                         max_frames=config.max_frames)
+    validate = make_dataset(eval_files, spec, config.num_classes, config.batch_size,
+                            max_frames=config.max_frames)
+    return train, validate
+
+
 def train_and_export(config: TrainingConfig, train_files: list[str], eval_files: list[str],
                      train_steps: int, export_dir: str, log_dir: str,
                      eval_steps: int | None = None, tft_layer=None,
@@ -153,12 +165,7 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     Returns the validation metrics, which are also written to TensorBoard under `log_dir`.
     """
     keras.utils.set_random_seed(config.seed)
-    spec = config.feature_spec()
-    train_ds = make_dataset(train_files, spec, config.num_classes, config.batch_size,
-                            shuffle=True, num_epochs=None, seed=config.seed,
-                            max_frames=config.max_frames)
-    eval_ds = make_dataset(eval_files, spec, config.num_classes, config.batch_size,
-                           max_frames=config.max_frames)
+    train_ds, eval_ds = make_datasets(config, train_files, eval_files)
 
     callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)]
     initial_step = 0
@@ -211,10 +218,8 @@ def run_fn(fn_args) -> None:
     if fn_args.hyperparameters:  # the Tuner's best values (recorded with the model)
         import keras_tuner
 
-        from trainer_module.tuning import apply_hyperparameters
-
         best = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
-        config = apply_hyperparameters(config, best.values)
+        config = config.with_values(best.values)
     tft_layer = None
     if fn_args.transform_output:
         tft_layer = tft.TFTransformOutput(fn_args.transform_output).transform_features_layer()

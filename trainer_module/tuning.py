@@ -1,18 +1,17 @@
 """Hyperparameter search for TFX's Tuner component (opt-in: `make run-local ARGS=--tune`).
 
 `tuner_fn` runs a keras-tuner random search minimising the validation loss; the Trainer then
-trains with the best values (`apply_hyperparameters`), which are recorded in the model's
+trains with the best values (`TrainingConfig.with_values`), which are recorded in the model's
 training config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras_tuner
 
 from trainer_module.config import TrainingConfig
 from trainer_module.models import model_hyperparameters
+from trainer_module.train import compile_model, make_datasets
 
 # Searched for every model; models with a MoE (as model or classifier) also search their
 # number of experts.
@@ -32,40 +31,23 @@ def define_search_space(hp: keras_tuner.HyperParameters, config: TrainingConfig)
             hp.Choice(name, values)
 
 
-def apply_hyperparameters(config: TrainingConfig, values: dict) -> TrainingConfig:
-    """`config` with the searched values (training fields and model hyperparameters)."""
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    training = {k: v for k, v in values.items() if k in fields}
-    model_hparams = {**config.model_hparams,
-                     **{k: v for k, v in values.items() if k not in fields}}
-    return dataclasses.replace(config, **training, model_hparams=model_hparams)
-
-
 def tuner_fn(fn_args):
     """Entry point of the TFX Tuner (`tuner_fn='trainer_module.tuning.tuner_fn'`)."""
     from tfx.components.tuner.component import TunerFnResult
-
-    from trainer_module.reader import make_dataset
-    from trainer_module.train import compile_model
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
     max_trials = int(fn_args.custom_config.get("tuning", {}).get("max_trials", 4))
 
     def build(hp: keras_tuner.HyperParameters):
         define_search_space(hp, config)
-        return compile_model(apply_hyperparameters(config, hp.values))
+        return compile_model(config.with_values(hp.values))
 
     hyperparameters = keras_tuner.HyperParameters()
     define_search_space(hyperparameters, config)
     tuner = keras_tuner.RandomSearch(
         build, objective="val_loss", max_trials=max_trials, hyperparameters=hyperparameters,
         directory=fn_args.working_dir, project_name="yt8m", seed=config.seed)
-    spec = config.feature_spec()
-    train = make_dataset(fn_args.train_files, spec, config.num_classes, config.batch_size,
-                         shuffle=True, num_epochs=None, seed=config.seed,
-                         max_frames=config.max_frames)
-    validate = make_dataset(fn_args.eval_files, spec, config.num_classes, config.batch_size,
-                            max_frames=config.max_frames)
+    train, validate = make_datasets(config, fn_args.train_files, fn_args.eval_files)
     return TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train, "validation_data": validate, "steps_per_epoch": fn_args.train_steps,
         "validation_steps": fn_args.eval_steps or None, "epochs": 1, "verbose": 2})

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from trainer_module.features import NUM_CLASSES_2018
+from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics, VideoScores
 
 
@@ -205,3 +205,13 @@ def load_evaluation(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]
             by_slice = result.setdefault(model, {}).setdefault(slice_name, {})
             by_slice[entry.key.name] = entry.value.double_value.value
     return result
+
+
+def tfma_vertical_rows(evaluation_uri: str) -> list[tuple[str, int, float]]:
+    """(vertical, videos, GAP) of the candidate model from the Evaluator's `vertical1` slices."""
+    from trainer_module.transform import NO_LABELS_VERTICAL
+
+    prefix = f"{VERTICALS_KEY}:"
+    return [(name[len(prefix):], int(metrics[VideoCount.metric_name]), metrics["gap"])
+            for name, metrics in load_evaluation(evaluation_uri)["candidate"].items()
+            if name.startswith(prefix) and name != prefix + NO_LABELS_VERTICAL]

@@ -25,7 +25,7 @@ def evaluate_saved_model(model_dir: str, eval_data_pattern: str, batch_size: int
                          report_path: str | None = None) -> dict[str, float]:
     """The four metrics and `num_examples` of the model in `model_dir` (or its latest
     version); with `report_path`, also writes the HTML evaluation report there."""
-    from components.evaluation_report import score_labelled_files
+    from components.report import score_labelled_files
 
     files = sorted(glob.glob(eval_data_pattern))
     if not files:

@@ -9,7 +9,12 @@ import dataclasses
 from pipeline.configs import PipelineConfig
 from pipeline.preflight import PreflightError
 from trainer_module.config import TrainingConfig
-from trainer_module.features import FRAME_LEVEL_FEATURES, FeatureSpec, FeatureSpecError
+from trainer_module.features import (
+    FRAME_LEVEL_FEATURES,
+    NUM_CLASSES_2017,
+    FeatureSpec,
+    FeatureSpecError,
+)
 from trainer_module.models import hyperparameter_types
 
 
@@ -68,8 +73,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--feature_names", default=training.feature_names)
     model.add_argument("--feature_sizes", default=training.feature_sizes)
     model.add_argument("--num_classes", type=int,
-                       help=f"default: {training.num_classes} (2018 data); 4716 when the data "
-                            "is the 2017 release's (detected from its video_id key)")
+                       help=f"default: {training.num_classes} (2018 data); {NUM_CLASSES_2017} "
+                            "when the data is the 2017 release's (detected from its video_id "
+                            "key)")
     model.add_argument("--frame_features", action="store_true",
                        help="frame-level SequenceExamples (default features: rgb,audio)")
     hparams = parser.add_argument_group("model hyperparameters (starter code flags; "

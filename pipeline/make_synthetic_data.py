@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.preflight import PreflightError
 from serving.files import written_atomically
+from trainer_module.features import NUM_CLASSES_2018
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 
 FEATURE_SIZES = {"mean_rgb": 1024, "mean_audio": 128}
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos_per_shard", type=int, default=1000)
     parser.add_argument("--validate_videos_per_shard", type=int,
                         help="videos in each validate shard (default: --videos_per_shard)")
-    parser.add_argument("--num_classes", type=int, default=3862)
+    parser.add_argument("--num_classes", type=int, default=NUM_CLASSES_2018)
     parser.add_argument("--frame_features", action="store_true",
                         help="frame-level SequenceExamples instead of video-level Examples")
     parser.add_argument("--min_frames", type=int, default=REAL_MIN_FRAMES)

@@ -31,7 +31,7 @@ from pipeline.flags import (
     parse_args_with_preset,
     training_config_from_args,
 )
-from trainer_module.features import FeatureSpecError
+from trainer_module.features import NUM_CLASSES_2017, FeatureSpecError
 
 # Pre-flight reads every record of data up to this size (the bundled sample takes ~1 s).
 FULL_SCAN_BYTES = 2 * 1024**3
@@ -138,7 +138,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
                          num_classes_given: bool) -> tuple[PipelineConfig, list[str]]:
     """Checks that need TensorFlow: model/loss names, the data's generation, features, labels
     and integrity. Returns the config (adapted to 2017 data) and notes for the user."""
-    from pipeline.validate_data import GENERATIONS, detect_generation, validate
+    from pipeline.validate_data import detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
     from trainer_module.losses import get_loss
     from trainer_module.models import build_model
@@ -153,12 +153,11 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
         raise preflight.PreflightError(str(error)) from None
     first = files["--train_data_pattern"][0]
     generation = detect_generation(first)
-    classes_of_2017 = dict(GENERATIONS.values())["2017"]
     if generation == "2017" and not num_classes_given:
-        training = dataclasses.replace(training, num_classes=classes_of_2017)
+        training = dataclasses.replace(training, num_classes=NUM_CLASSES_2017)
         config = dataclasses.replace(config, training=training)
-        notes.append(f"note: {first} is 2017 YouTube-8M data (video_id, {classes_of_2017} "
-                     f"classes): using --num_classes={classes_of_2017}")
+        notes.append(f"note: {first} is 2017 YouTube-8M data (video_id, {NUM_CLASSES_2017} "
+                     f"classes): using --num_classes={NUM_CLASSES_2017}")
     data_bytes = local_bytes(files)
     if data_bytes <= FULL_SCAN_BYTES:
         validate(files, training.feature_spec(), training.num_classes, training.max_frames,

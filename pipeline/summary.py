@@ -108,8 +108,8 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     evaluation = artifacts["ModelEvaluation"]
     blessing = artifacts["ModelBlessing"]
     pushed = artifacts.get("PushedModel")
-    from components.evaluation_report import load_training_config
     from components.tfma_metrics import load_evaluation
+    from trainer_module.export import load_training_config
 
     evaluation_metrics = load_evaluation(evaluation.uri)
     candidate = evaluation_metrics["candidate"]["Overall"]

@@ -16,8 +16,8 @@ import os
 import sys
 
 from pipeline.preflight import PreflightError, check_first_example, check_patterns
+from trainer_module.features import GENERATIONS, NUM_CLASSES_2017, NUM_CLASSES_2018
 
-GENERATIONS = {"id": ("2018", 3862), "video_id": ("2017", 4716)}
 BATCH = 512
 
 
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_root", required=True)
     parser.add_argument("--frame_features", action="store_true")
     parser.add_argument("--num_classes", type=int,
-                        help="default: from the data's generation (3862 for 2018, 4716 for 2017)")
+                        help=f"default: from the data's generation ({NUM_CLASSES_2018} for 2018, "
+                             f"{NUM_CLASSES_2017} for 2017)")
     parser.add_argument("--max_frames", type=int, default=300)
     args = parser.parse_args(argv)
     spec = FeatureSpec.of(FRAME_LEVEL_FEATURES if args.frame_features else VIDEO_LEVEL_FEATURES)
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             "--eval_data_pattern": os.path.join(args.data_root, EVAL_PATTERN)})
         first = next(iter(files.values()))[0]
         generation = detect_generation(first)
-        num_classes = args.num_classes or dict(GENERATIONS.values()).get(generation, 3862)
+        num_classes = (args.num_classes
+                       or dict(GENERATIONS.values()).get(generation, NUM_CLASSES_2018))
         summaries = validate(files, spec, num_classes, args.max_frames)
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)

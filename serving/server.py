@@ -33,7 +33,7 @@ import orjson
 import tensorflow as tf
 from google.protobuf import json_format
 
-from serving import json_tensors
+from serving import json_examples, json_requests, json_responses
 from serving.errors import ServingError, op_error_reason
 from serving.registry import ModelRegistry, Servable
 from serving.session_model import SessionModel
@@ -75,15 +75,15 @@ def predict(servable: Servable, document: dict, signature: str) -> bytes:
     name = signature or DEFAULT_SIGNATURE
     if name not in model.signature_defs:
         raise ServingError(f'Serving signature name: "{name}" not found in signature def')
-    inputs, row_format = json_tensors.predict_inputs(document, model.input_specs(name))
-    return json_tensors.predict_response(_run(model, name, inputs), row_format)
+    inputs, row_format = json_requests.predict_inputs(document, model.input_specs(name))
+    return json_responses.predict_response(_run(model, name, inputs), row_format)
 
 
 def classify_or_regress(servable: Servable, document: dict, signature: str,
                         verb: str) -> bytes:
     """`ProcessClassifyRequest` / `ProcessRegressRequest` (classifier.cc, regressor.cc, with
     TF Serving's default of no method_name check)."""
-    examples = json_tensors.examples_from_json(document, verb)
+    examples = json_examples.examples_from_json(document, verb)
     model = servable.model
     name = signature or DEFAULT_SIGNATURE
     if name not in model.signature_defs:
@@ -111,13 +111,13 @@ def classify_or_regress(servable: Servable, document: dict, signature: str,
         if values.shape[0] != len(examples):
             raise ServingError("Input batch size did not match output batch size: "
                                f"{len(examples)} vs. {values.shape[0]}")
-        return json_tensors.regress_response(values)
+        return json_responses.regress_response(values)
     classes, scores = outputs.get("classes"), outputs.get("scores")
     for output in (classes, scores):
         if output is not None and (output.ndim != 2 or output.shape[0] != len(examples)):
             raise ServingError("Expected Tensor shape: [batch_size num_classes] but got "
                                f"{list(output.shape)}")
-    return json_tensors.classify_response(classes, scores)
+    return json_responses.classify_response(classes, scores)
 
 
 def metadata(name: str, servable: Servable) -> bytes:
@@ -153,7 +153,7 @@ class RestApi:
             else:
                 body = self._handle(method, path, environ)
         except ServingError as error:
-            body, status = json_tensors.error_body(str(error)), error.status
+            body, status = json_responses.error_body(str(error)), error.status
         start_response(f"{status} {_reason(status)}",
                        [("Content-Type", "application/json"),
                         ("Content-Length", str(len(body)))])
@@ -175,8 +175,8 @@ class RestApi:
         if method == "POST":
             if match["verb"] not in ("predict", "classify", "regress"):
                 raise malformed  # the path pattern ignores case, the dispatch does not
-            document = json_tensors.parse_json(self._read_body(environ))
-            signature = json_tensors.signature_name(document)
+            document = json_requests.parse_json(self._read_body(environ))
+            signature = json_requests.signature_name(document)
             self._check_label(label)
             with self.registry.use(name, version) as servable:
                 if match["verb"] == "predict":

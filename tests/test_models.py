@@ -279,3 +279,17 @@ def test_unknown_model_hyperparameters_are_refused_naming_them():
         build_model("MlpModel", spec, 10, video_level_classifier_model="Nope")
     assert model_hyperparameters("MlpMoeModel")["moe_prob_gating"] is True
     assert model_hyperparameters("DbofModel")["moe_num_mixtures"] == 2
+
+
+def test_the_documented_model_table_is_the_generated_one():
+    """docs/models.md shows `python -m pipeline.models_table`: every model with its own
+    hyperparameters and defaults as the constructors declare them."""
+    import pathlib
+
+    from pipeline.models_table import models_table
+
+    docs = (pathlib.Path(__file__).parent.parent / "docs" / "models.md").read_text()
+    table = models_table()
+    assert table in docs
+    assert table.count("\n") == len(MODELS) + 2
+    assert "`dbof_cluster_size`=8192" in table and "`dbof_cluster_size`=4096" in table

@@ -1,6 +1,11 @@
-"""The whole TFX pipeline with LocalDagRunner on a tiny real subset, run twice."""
+"""The whole TFX pipeline with LocalDagRunner on a tiny real subset: three runs on one root
+(blessed, worse, warm-started) checked step by step, and the frame-level, in-place, anomaly,
+resume and tuner paths."""
 
+import contextlib
+import dataclasses
 import html
+import io
 import os
 import shutil
 
@@ -8,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.evaluation_report import score_labelled_files, tfma_vertical_rows
+from components.report import score_labelled_files
+from components.tfma_metrics import tfma_vertical_rows
 from pipeline.evaluate import evaluate_saved_model
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
@@ -22,19 +28,52 @@ from tests.helpers import (
 pytestmark = pytest.mark.e2e
 
 
-def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
-        tmp_path, tiny_data_root, capsys):
-    pipeline_root, serving = tmp_path / "pipeline_root", tmp_path / "serving_model"
+@dataclasses.dataclass
+class Runs:
+    """Three runs on one pipeline root: a blessed first run, a worse model from scratch, and
+    a warm start from the served model; with what each printed."""
+
+    serving: str
+    validate_pattern: str
+    first: object
+    first_summary: str
+    second: object
+    second_summary: str
+    served_after_second: list[str]
+    third: object
+    third_summary: str
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data_root, tmp_path_factory) -> Runs:
+    root = tmp_path_factory.mktemp("e2e")
+    pipeline_root, serving = root / "pipeline_root", root / "serving_model"
+    metadata = str(pipeline_root / "metadata.sqlite")
     common = ["--data_root", tiny_data_root, "--pipeline_root", str(pipeline_root),
               "--serving_model_dir", str(serving), "--batch_size", "128"]
-
     validate_pattern = os.path.join(tiny_data_root, "validate", "*.tfrecord")
-    assert main([*common, "--train_steps", "40", "--eval_every_steps", "20",
-                 "--predict_data_pattern", validate_pattern]) == 0
-    summary = capsys.readouterr().out
+
+    def run(*argv) -> str:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main([*common, *argv]) == 0
+        return printed.getvalue()
+
+    first_summary = run("--train_steps", "40", "--eval_every_steps", "20",
+                        "--predict_data_pattern", validate_pattern)
+    first = latest_run_result(metadata)
+    second_summary = run("--train_steps", "1", "--start_new_model")
+    second = latest_run_result(metadata)
+    served_after_second = os.listdir(serving)
+    third_summary = run("--train_steps", "1", "--start_new_model", "--warm_start")
+    return Runs(str(serving), validate_pattern, first, first_summary, second, second_summary,
+                served_after_second, latest_run_result(metadata), third_summary)
+
+
+def test_the_first_run_prints_the_metrics_and_pushes_its_best_validation_step(runs):
+    first, summary = runs.first, runs.first_summary
     for title in ("GAP@20", "mAP", "Hit@1", "PERR"):
         assert title in summary
-    first = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert first.blessed and first.pushed_path
     # Validated at steps 20 and 40; the model kept is the better one.
     gaps = dict(map(tuple, first.training_history["validation_gap_by_step"]))
@@ -42,72 +81,87 @@ def test_pipeline_pushes_a_servable_model_and_keeps_it_against_a_worse_one(
     assert sorted(gaps) == [20, 40] and gaps[best] == max(gaps.values())
     assert abs(gaps[best] - first.metrics["gap"]) < 1e-4
     assert f"Training:    kept step {best} of 40 (best validation GAP {gaps[best]:.4f})" in summary
-    assert os.path.dirname(first.pushed_path) == str(serving)
+    assert os.path.dirname(first.pushed_path) == runs.serving
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
 
-    # TF Serving's loading path runs the pushed model (Transform layer inside) and gives the
-    # Python call's scores on real records; it holds no training state.
+
+def test_the_pushed_model_runs_in_tf_servings_loader_without_training_state(runs, tmp_path):
+    """TF Serving's loading path runs the pushed model (Transform layer inside) and gives the
+    Python call's scores on real records."""
+    pushed = runs.first.pushed_path
     records = [r.numpy() for r in tf.data.TFRecordDataset(
-        tf.io.gfile.glob(validate_pattern)).take(8)]
-    loaded = tf.saved_model.load(first.pushed_path)
-    by_cli = saved_model_cli_outputs(first.pushed_path, records, str(tmp_path))
+        tf.io.gfile.glob(runs.validate_pattern)).take(8)]
+    loaded = tf.saved_model.load(pushed)
+    by_cli = saved_model_cli_outputs(pushed, records, str(tmp_path))
     by_python = loaded.signatures["serving_default"](examples=tf.constant(records))
     np.testing.assert_array_equal(by_cli["scores"], by_python["scores"].numpy())
-    assert_runs_in_tf_servings_loader(first.pushed_path, loaded, records)
-    assert_variables_are_what_the_signatures_read(first.pushed_path, loaded)
+    assert_runs_in_tf_servings_loader(pushed, loaded, records)
+    assert_variables_are_what_the_signatures_read(pushed, loaded)
 
-    # The eval CLI scores the pushed SavedModel in process; the Evaluator ran TFMA on Beam.
-    cli_metrics = evaluate_saved_model(first.pushed_path, validate_pattern)
+
+def test_the_evaluators_metrics_equal_the_eval_clis_and_the_reports(runs):
+    """The eval CLI scores the pushed SavedModel in process; the Evaluator ran TFMA on Beam."""
+    first = runs.first
+    cli_metrics = evaluate_saved_model(first.pushed_path, runs.validate_pattern)
     assert cli_metrics["num_examples"] == first.metrics["example_count"]
     for name in ("gap", "map", "hit_at_one", "perr"):
         assert abs(first.metrics[name] - cli_metrics[name]) < 1e-4, name
     assert first.metrics["gap"] > 0.1, "40 steps on real data learn something"
-    assert f"Report:      {first.report_html}" in summary
+    assert f"Report:      {first.report_html}" in runs.first_summary
     with open(first.report_html) as f:
-        page = f.read()
-    assert f"<td>GAP@20</td><td>{first.metrics['gap']:.4f}</td>" in page
+        assert f"<td>GAP@20</td><td>{first.metrics['gap']:.4f}</td>" in f.read()
 
-    # GAP per vertical: TFMA's `vertical1` slices equal the eval CLI's numpy slicing, and
-    # are what the report shows.
+
+def test_gap_per_vertical_of_the_evaluator_equals_numpy_slicing_and_the_report(runs):
+    """TFMA's `vertical1` slices equal the eval CLI's numpy slicing, and are what the report
+    shows."""
+    first = runs.first
     tfma_rows = sorted(tfma_vertical_rows(first.evaluation_uri))
     numpy_rows = sorted(score_labelled_files(
-        first.pushed_path, tf.io.gfile.glob(validate_pattern)).vertical_rows())
+        first.pushed_path, tf.io.gfile.glob(runs.validate_pattern)).vertical_rows())
     assert [r[:2] for r in tfma_rows] == [r[:2] for r in numpy_rows] and len(tfma_rows) > 3
+    with open(first.report_html) as f:
+        page = f.read()
     for (vertical, videos, gap), (_, _, numpy_gap) in zip(tfma_rows, numpy_rows, strict=True):
         assert abs(gap - numpy_gap) < 1e-4, vertical
         row = f"<tr><td>{html.escape(vertical)}</td><td>{videos}</td><td>{gap:.4f}</td></tr>"
         assert row in page
 
-    # The pipeline's predict step wrote what `make infer` writes for the pushed model.
-    assert f"Predictions: {first.predictions_csv}" in summary
-    assert batch_predict_main(["--model_dir", str(serving), "--input_data_pattern",
-                               validate_pattern, "--output_file", str(tmp_path / "p.csv")]) == 0
+
+def test_the_predict_step_writes_what_make_infer_writes(runs, tmp_path):
+    first = runs.first
+    assert f"Predictions: {first.predictions_csv}" in runs.first_summary
+    assert batch_predict_main(["--model_dir", runs.serving, "--input_data_pattern",
+                               runs.validate_pattern, "--output_file",
+                               str(tmp_path / "p.csv")]) == 0
     with open(first.predictions_csv) as step_csv, open(tmp_path / "p.csv") as cli_csv:
         rows = step_csv.read()
         assert rows == cli_csv.read()
     assert len(rows.splitlines()) == first.metrics["example_count"] + 1
 
-    # One step of training from scratch is far worse than the blessed model: evaluated,
-    # not pushed.
-    assert main([*common, "--train_steps", "1", "--start_new_model"]) == 0
-    second = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+
+def test_a_worse_model_is_evaluated_against_the_served_one_and_not_pushed(runs):
+    """One step of training from scratch is far worse than the blessed model."""
+    first, second = runs.first, runs.second
     assert second.baseline_metrics["gap"] == pytest.approx(first.metrics["gap"])
     assert second.metrics["gap"] < first.metrics["gap"]
     assert not second.blessed and second.pushed_path is None
-    assert os.listdir(serving) == [os.path.basename(first.pushed_path)]
-    assert "Pushed to:   not pushed" in capsys.readouterr().out
+    assert runs.served_after_second == [os.path.basename(first.pushed_path)]
+    assert "Pushed to:   not pushed" in runs.second_summary
     assert second.training_history["warm_started_from"] is None
 
-    # One step from the served model's weights stays close to it.
-    assert main([*common, "--train_steps", "1", "--start_new_model", "--warm_start"]) == 0
-    third = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+
+def test_a_warm_start_from_the_served_model_stays_close_to_it(runs):
+    """One step from the served model's weights: the copy it started from is the pushed
+    model, and its GAP stays near the served model's, far above a step from scratch."""
+    first, third = runs.first, runs.third
     warm_start_copy = third.training_history["warm_started_from"]
     with open(os.path.join(warm_start_copy, "saved_model.pb"), "rb") as copy, open(
             os.path.join(first.pushed_path, "saved_model.pb"), "rb") as pushed:
         assert copy.read() == pushed.read()
-    assert "Training:    warm-started from" in capsys.readouterr().out
+    assert "Training:    warm-started from" in runs.third_summary
     assert third.metrics["gap"] == pytest.approx(first.metrics["gap"], abs=0.02)
-    assert third.metrics["gap"] > second.metrics["gap"] + 0.05
+    assert third.metrics["gap"] > runs.second.metrics["gap"] + 0.05
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,12 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
 
         signatures["transform_features"] = transform_features.get_concrete_function()
     return signatures
+
+
+def load_training_config(model_dir: str) -> TrainingConfig:
+    """The TrainingConfig an exported model was trained with (assets.extra/)."""
+    path = os.path.join(model_dir, EXTRA_ASSETS_DIR, CONFIG_FILENAME)
+    if not os.path.exists(path):
+        raise ValueError(f"{model_dir} was not exported by this project (no {path})")
+    with open(path) as f:
+        return TrainingConfig.from_dict(json.load(f))

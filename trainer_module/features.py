@@ -6,11 +6,14 @@ import dataclasses
 
 import tensorflow as tf
 
-NUM_CLASSES_2018 = 3862
+NUM_CLASSES_2018, NUM_CLASSES_2017 = 3862, 4716
+# The YouTube-8M releases ("generations"), told apart by the key of their video ids:
+# video-id key → (generation, number of classes).
+GENERATIONS = {"id": ("2018", NUM_CLASSES_2018), "video_id": ("2017", NUM_CLASSES_2017)}
 LABELS_KEY = "labels"
 MULTI_HOT_LABELS_KEY = "labels_multi_hot"
 VERTICALS_KEY = "vertical1"  # Transform output: the top-level verticals of the labels
-VIDEO_ID_KEYS = ("id", "video_id")  # 2018 and 2017 generations of the dataset
+VIDEO_ID_KEYS = tuple(GENERATIONS)
 VIDEO_ID_OUTPUT = "video_id"  # the one name models and predictions use for either
 
 VIDEO_LEVEL_FEATURES = {"mean_rgb": 1024, "mean_audio": 128}

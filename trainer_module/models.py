@@ -74,12 +74,14 @@ def _constructor_defaults(model_class) -> dict[str, inspect.Parameter]:
     return params
 
 
-def model_hyperparameters(name: str, hparams: dict | None = None) -> dict:
+def model_hyperparameters(name: str, hparams: dict | None = None,
+                          with_classifier: bool = True) -> dict:
     """Every hyperparameter `--model name` takes, with its default: the model's own and
-    those of its video-level classifier (the one `hparams` choose, else its default)."""
+    (`with_classifier`) those of its video-level classifier (the one `hparams` choose, else
+    its default)."""
     params = {key: param.default
               for key, param in _constructor_defaults(get_model_class(name)).items()}
-    if CLASSIFIER_HPARAM in params:
+    if with_classifier and CLASSIFIER_HPARAM in params:
         classifier = (hparams or {}).get(CLASSIFIER_HPARAM, params[CLASSIFIER_HPARAM])
         if classifier not in VIDEO_LEVEL_MODELS:
             raise ValueError(f"unknown --{CLASSIFIER_HPARAM} {classifier!r}; choose one of "

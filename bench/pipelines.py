@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from trainer_module.config import TrainingConfig
+from trainer_module.training_config import TrainingConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT_ROOT = os.path.dirname(HERE)

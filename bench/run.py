@@ -88,10 +88,10 @@ def _training_step_row(name: str, data_name: str, root: str, steps: int) -> dict
     """Times `steps` training steps of one model (after one to trace and warm up)."""
     import keras
 
-    from trainer_module.config import TrainingConfig
     from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
     from trainer_module.reader import make_dataset
     from trainer_module.train import compile_model
+    from trainer_module.training_config import TrainingConfig
 
     frame = name in FRAME_LEVEL_MODELS
     config = TrainingConfig(model=name, batch_size=BATCH_SIZE,

@@ -120,8 +120,10 @@ class _GroupBySlice(beam.DoFn):
                            for key in (constants.FEATURES_KEY,
                                        constants.TRANSFORMED_FEATURES_KEY)
                            if batched_extracts.get(key) is not None}
+        by_video = (_split_dense(slicing_columns, num_videos)
+                    or tfma_util.split_extracts(slicing_columns))
         members: dict[tuple, list[int]] = {}
-        for video, columns in enumerate(tfma_util.split_extracts(slicing_columns)):
+        for video, columns in enumerate(by_video):
             keyed = self._slice_keys.process(columns, self._slice_specs)[0]
             for slice_key in keyed[constants.SLICE_KEY_TYPES_KEY]:
                 members.setdefault(slice_key, []).append(video)
@@ -129,6 +131,32 @@ class _GroupBySlice(beam.DoFn):
             mask = np.zeros(num_videos, bool)
             mask[videos] = True
             yield slice_key, mask
+
+
+def _split_dense(columns: dict, num_videos: int) -> list[dict] | None:
+    """`columns` per video when every value is a numpy array with the videos first, as
+    TFMA's `split_extracts` splits them (a [videos] array gives each video a 1-value array)
+    without its per-value conversions; None for any other value (sparse, ragged)."""
+    leaves = []
+
+    def collect(node):
+        for value in node.values():
+            if isinstance(value, Mapping):
+                collect(value)
+            else:
+                leaves.append(value)
+
+    collect(columns)
+    if not all(isinstance(leaf, np.ndarray) and leaf.ndim in (1, 2)
+               and len(leaf) == num_videos for leaf in leaves):
+        return None
+
+    def row(node, video):
+        return {key: row(value, video) if isinstance(value, Mapping)
+                else value[video] if value.ndim == 2 else value[video:video + 1]
+                for key, value in node.items()}
+
+    return [row(columns, video) for video in range(num_videos)]
 
 
 def _only(features: Mapping, names: set[str]) -> dict:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from pipeline.configs import PipelineConfig
+from pipeline.pipeline_config import PipelineConfig
 from pipeline.preflight import PreflightError
-from trainer_module.config import TrainingConfig
 from trainer_module.features import (
     FRAME_LEVEL_FEATURES,
     NUM_CLASSES_2017,
@@ -16,6 +15,7 @@ from trainer_module.features import (
     FeatureSpecError,
 )
 from trainer_module.models import hyperparameter_types
+from trainer_module.training_config import TrainingConfig
 
 
 def _bool_flag(value: str) -> bool:
@@ -84,6 +84,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
         hparams.add_argument(f"--{flag}", type=kind, default=None)
     train = parser.add_argument_group("training (starter code flags)")
     train.add_argument("--train_steps", type=int, default=defaults.train_steps)
+    train.add_argument("--eval_steps", type=int, default=defaults.eval_steps,
+                       help="validation batches per Trainer evaluation (default: the whole "
+                            "validate split; the Evaluator always reads all of it)")
     train.add_argument("--train_dir", help=_TRAINING_FIELDS["train_dir"].metadata["help"])
     for field in _TRAINING_FIELDS.values():
         if not field.metadata["flag"]:
@@ -121,8 +124,9 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
         raise FeatureSpecError(
             f"--frame_features needs frame-level --feature_names ({','.join(FRAME_LEVEL_FEATURES)}"
             f"), got {','.join(spec.names)}")
-    if args.train_steps <= 0:
-        raise PreflightError(f"--train_steps must be positive, got {args.train_steps}")
+    for flag in ("train_steps", "eval_steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            raise PreflightError(f"--{flag} must be positive, got {getattr(args, flag)}")
     if args.neighbour_weight and spec.is_frame_level:
         raise PreflightError("--neighbour_weight needs video-level features (mean_rgb,mean_audio)")
     model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS

@@ -17,13 +17,13 @@ import dataclasses
 import os
 import sys
 
-from pipeline.configs import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
 from pipeline.flags import (
     add_blessing_flags,
     add_training_flags,
     parse_args_with_preset,
     training_config_from_args,
 )
+from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
 from pipeline.preflight import PreflightError
 from trainer_module.features import FeatureSpecError
 
@@ -122,7 +122,7 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
         data_root=args.data_root, pipeline_root=root,
         serving_model_dir=args.serving_model_dir or f"{root}/serving_model",
-        train_steps=args.train_steps, gap_floor=args.gap_floor,
+        train_steps=args.train_steps, eval_steps=args.eval_steps, gap_floor=args.gap_floor,
         max_gap_regression=args.max_gap_regression, enable_cache=not args.no_cache,
         warm_start=args.warm_start, predict_data_pattern=args.predict_data_pattern,
         import_examples=args.import_examples,

@@ -10,12 +10,12 @@ from google.protobuf.wrappers_pb2 import BoolValue
 from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
-from components.batch_predict import BatchPredict
 from components.evaluation_report import EvaluationReport
 from components.latest_pushed_model import LatestPushedModel
+from components.predictions_csv import BatchPredict
 from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
-from pipeline.configs import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
+from pipeline.pipeline_config import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
 from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.transform import transform_custom_config

@@ -15,7 +15,13 @@ import sys
 import warnings
 
 from pipeline import preflight
-from pipeline.configs import (
+from pipeline.flags import (
+    add_blessing_flags,
+    add_training_flags,
+    parse_args_with_preset,
+    training_config_from_args,
+)
+from pipeline.pipeline_config import (
     EVAL_PATTERN,
     MULTI_PROCESSING_MIN_BYTES,
     SAMPLE_DATA_ROOT,
@@ -24,12 +30,6 @@ from pipeline.configs import (
     PipelineConfig,
     beam_workers_for,
     direct_runner_args,
-)
-from pipeline.flags import (
-    add_blessing_flags,
-    add_training_flags,
-    parse_args_with_preset,
-    training_config_from_args,
 )
 from trainer_module.features import NUM_CLASSES_2017, FeatureSpecError
 
@@ -77,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ProgressOnly(logging.Filter):
-    """Keeps errors, our trainer's warnings (resumed, warm-started) and the runner's
-    'Component X is running/finished' lines."""
+    """Keeps errors, our trainer's progress (validation GAP, resumed, warm-started) and the
+    runner's 'Component X is running/finished' lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return (record.levelno >= logging.ERROR
-                or (record.levelno >= logging.WARNING and record.name.startswith("trainer_module"))
+                or record.name.startswith("trainer_module")
                 or (record.getMessage().startswith("Component ") and " is " in record.getMessage()))
 
 
@@ -124,7 +124,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
         data_root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
         pipeline_root=os.path.abspath(args.pipeline_root),
         serving_model_dir=os.path.abspath(args.serving_model_dir),
-        metadata_path=args.metadata_path, train_steps=args.train_steps,
+        metadata_path=args.metadata_path, train_steps=args.train_steps, eval_steps=args.eval_steps,
         gap_floor=args.gap_floor, max_gap_regression=args.max_gap_regression,
         enable_cache=not args.no_cache, warm_start=args.warm_start,
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)

@@ -123,7 +123,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     predictions = artifacts.get("InferenceResult")
     predictions_csv = None
     if predictions is not None and predictions.custom_properties["predicted"].int_value:
-        from components.batch_predict import PREDICTIONS_FILENAME
+        from components.predictions_csv import PREDICTIONS_FILENAME
 
         predictions_csv = os.path.join(predictions.uri, PREDICTIONS_FILENAME)
     return RunResult(

@@ -105,7 +105,7 @@ def validate(files: dict[str, list[str]], spec, num_classes: int, max_frames: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.configs import EVAL_PATTERN, TRAIN_PATTERN
+    from pipeline.pipeline_config import EVAL_PATTERN, TRAIN_PATTERN
     from trainer_module.features import FRAME_LEVEL_FEATURES, VIDEO_LEVEL_FEATURES, FeatureSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

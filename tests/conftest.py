@@ -26,9 +26,9 @@ def tiny_data_root(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def serving_base(tiny_data_root, tmp_path_factory) -> str:
     """TF Serving's layout, `<base>/1/`, holding a LogisticModel trained briefly on real data."""
-    from trainer_module.config import TrainingConfig
     from trainer_module.reader import list_files
     from trainer_module.train import train_and_export
+    from trainer_module.training_config import TrainingConfig
 
     base = tmp_path_factory.mktemp("serving_model")
     train_and_export(TrainingConfig(batch_size=64),

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tests.helpers import random_rows, write_video_examples
 from trainer_module.checkpoints import CheckpointMismatchError, restore_or_start, warm_start
-from trainer_module.config import TrainingConfig
 from trainer_module.train import compile_model, train_and_export
+from trainer_module.training_config import TrainingConfig
 
 FEATURES = {"mean_rgb": np.random.default_rng(0).normal(size=(4, 1024)).astype("float32"),
             "mean_audio": np.random.default_rng(1).normal(size=(4, 128)).astype("float32")}

@@ -130,7 +130,7 @@ def test_the_image_environment_imports_everything_the_spec_names(tmp_path, capsy
                           "--warm_start"]) == 0
     paths = spec_module_paths(spec)
     assert {"pipeline.kfp_entrypoint", RUN_FN, PREPROCESSING_FN, METRICS_MODULE, EXTRACTORS_MODULE,
-            "components.batch_predict.BatchPredict_Executor",
+            "components.predictions_csv.BatchPredict_Executor",
             "components.latest_pushed_model.LatestPushedModel_Executor",
             "tfx.components.trainer.executor.GenericExecutor"} <= paths
 

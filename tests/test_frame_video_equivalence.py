@@ -5,8 +5,8 @@ import glob
 import os
 
 from pipeline.make_frame_data import main as make_frame_data
-from trainer_module.config import TrainingConfig
 from trainer_module.train import train_and_export
+from trainer_module.training_config import TrainingConfig
 
 
 def test_frame_level_logistic_matches_video_level_logistic(tmp_path, tiny_data_root):

@@ -14,9 +14,9 @@ from tfx.orchestration.kubeflow.v2 import compiler_utils
 from tfx.utils import import_utils
 
 from pipeline import kfp_entrypoint
-from pipeline.configs import PipelineConfig
 from pipeline.kubeflow_runner import COMPONENT_RESOURCES, main
 from pipeline.pipeline import UNCACHED_NODE_IDS, create_pipeline
+from pipeline.pipeline_config import PipelineConfig
 
 IMAGE = "registry.example/yt8m-tfx:1.2.3"
 CLUSTER_FLAGS = ["--image", IMAGE, "--pipeline_root", "gs://bucket/yt8m",
@@ -24,7 +24,7 @@ CLUSTER_FLAGS = ["--image", IMAGE, "--pipeline_root", "gs://bucket/yt8m",
                  "--predict_data_pattern", "gs://bucket/yt8m/test/*.tfrecord",
                  "--beam_runner", "dataflow", "--beam_arg=--project=p", "--beam_arg=--region=r",
                  "--trainer_gpus", "2", "--model", "MoeModel", "--moe_num_mixtures", "4",
-                 "--warm_start"]
+                 "--warm_start", "--eval_steps", "50"]
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +85,21 @@ def test_executors_use_the_image_resources_and_runner_flags(compiled):
     assert training["train_dir"] == "gs://bucket/yt8m/train_dir/MoeModel"
 
 
+def test_the_trainer_validates_on_eval_steps_batches(compiled):
+    _, spec, _ = compiled
+    eval_args = json_format.MessageToDict(spec.root.dag.tasks["Trainer"].inputs.parameters[
+        "eval_args"])
+    (value,) = eval_args.values()
+    assert json.loads(value["constant"]) == {"splits": ["validate"], "num_steps": 50}
+
+
 def test_every_project_module_path_in_the_spec_imports(compiled):
     text, _, _ = compiled
     project_path = r"(?<![\w.])(?:trainer_module|components|pipeline|serving)(?:\.\w+)+"
     paths = set(re.findall(project_path, text))
     assert {"trainer_module.train.run_fn", "trainer_module.transform.preprocessing_fn",
             "components.tfma_metrics", "components.tfma_extractors",
-            "components.batch_predict.BatchPredict_Executor"} <= paths
+            "components.predictions_csv.BatchPredict_Executor"} <= paths
     for path in paths:
         module, _, attribute = path.rpartition(".")
         try:

@@ -12,7 +12,6 @@ from tests.helpers import (
     write_frame_examples,
     write_video_examples,
 )
-from trainer_module.config import TrainingConfig
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
 from trainer_module.layers import (
     BagOfFrames,
@@ -26,6 +25,7 @@ from trainer_module.losses import LOSSES, get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import MODELS, build_model, model_hyperparameters
 from trainer_module.train import train_and_export
+from trainer_module.training_config import TrainingConfig
 from trainer_module.vocabulary import label_names
 
 NUM_CLASSES = 3862

@@ -11,11 +11,11 @@ from tests.helpers import (
     write_video_examples,
 )
 from trainer_module.checkpoints import warm_start
-from trainer_module.config import TrainingConfig
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model
 from trainer_module.neighbours import NeighbourVotes
 from trainer_module.train import train_and_export
+from trainer_module.training_config import TrainingConfig
 
 
 def reference_votes(features, labels, queries, num_classes, k, power):

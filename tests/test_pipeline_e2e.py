@@ -131,7 +131,7 @@ def test_gap_per_vertical_of_the_evaluator_equals_numpy_slicing_and_the_report(r
 def test_the_predict_step_writes_what_make_infer_writes(runs, tmp_path):
     first = runs.first
     assert f"Predictions: {first.predictions_csv}" in runs.first_summary
-    assert batch_predict_main(["--model_dir", runs.serving, "--input_data_pattern",
+    assert batch_predict_main(["--model_dir", first.pushed_path, "--input_data_pattern",
                                runs.validate_pattern, "--output_file",
                                str(tmp_path / "p.csv")]) == 0
     with open(first.predictions_csv) as step_csv, open(tmp_path / "p.csv") as cli_csv:

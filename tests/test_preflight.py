@@ -52,6 +52,7 @@ def test_feature_missing_from_the_data(capsys, tmp_path):
     ("--model", "NoSuchModel", "unknown --model 'NoSuchModel'"),
     ("--label_loss", "L1", "unknown --label_loss 'L1'"),
     ("--train_steps", "0", "--train_steps must be positive"),
+    ("--eval_steps", "0", "--eval_steps must be positive, got 0"),
     ("--label_smoothing", "1.5", "--label_smoothing must be in [0, 1), got 1.5"),
     ("--beam_workers", "-1", "--beam_workers must be 0 or more, got -1"),
     ("--moe_num_mixtures", "8",
@@ -86,7 +87,7 @@ def test_video_level_model_asked_to_read_frame_data(capsys, tmp_path):
 
 
 def test_train_dir_with_checkpoints_of_another_model(capsys, tmp_path, tiny_data_root):
-    from trainer_module.config import CONFIG_FILENAME, TrainingConfig
+    from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 
     train_dir = tmp_path / "checkpoints"
     train_dir.mkdir()
@@ -132,7 +133,7 @@ def test_every_preset_key_is_a_flag():
 
 def test_beam_runs_in_process_on_small_data_and_in_worker_processes_on_large(
         tmp_path, tiny_data_root):
-    from pipeline.configs import MULTI_PROCESSING_MIN_BYTES, beam_workers_for
+    from pipeline.pipeline_config import MULTI_PROCESSING_MIN_BYTES, beam_workers_for
     from pipeline.run_local import build_parser, config_from_args
 
     def beam_args(*flags):

@@ -13,10 +13,10 @@ from pipeline.validate_data import main as validate_data_main
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import assert_runs_in_tf_servings_loader, saved_model_cli_outputs
 from tests.test_models import NUM_CLASSES, SMALL_HPARAMS
-from trainer_module.config import TrainingConfig
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
 from trainer_module.reader import make_dataset
 from trainer_module.train import train_and_export
+from trainer_module.training_config import TrainingConfig
 
 REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")
 TRAIN, VALIDATE = (os.path.join(REAL_FRAMES, split, "*.tfrecord") for split in

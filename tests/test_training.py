@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from trainer_module.config import TrainingConfig
 from trainer_module.train import KeepBestOnValidation, make_optimizer
+from trainer_module.training_config import TrainingConfig
 
 
 def test_keeps_the_best_weights_and_stops_after_the_patience():

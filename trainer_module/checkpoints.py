@@ -14,8 +14,8 @@ import os
 import keras
 import tensorflow as tf
 
-from trainer_module.config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.export import TRAINED_WEIGHTS
+from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def restore_or_start(model: keras.Model, config: TrainingConfig
         model.optimizer.build(model.trainable_variables)
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         step = int(model.optimizer.iterations.numpy())
-        log.warning("resumed from %s at step %d", manager.latest_checkpoint, step)
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, step)
     with tf.io.gfile.GFile(os.path.join(config.train_dir, CONFIG_FILENAME), "w") as f:
         f.write(config.to_json())
     return manager, step
@@ -124,4 +124,4 @@ def warm_start(model: keras.Model, saved_model_dir: str) -> None:
         raise CheckpointMismatchError(f"cannot warm-start from {saved_model_dir}: its model "
                                       f"has another architecture ({difference})")
     model.set_weights([reader.get_tensor(key) for key in keys])
-    log.warning("warm-started from %s", saved_model_dir)
+    log.info("warm-started from %s", saved_model_dir)

@@ -27,9 +27,9 @@ import os
 import keras
 import tensorflow as tf
 
-from trainer_module.config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.features import LABELS_KEY, VIDEO_ID_OUTPUT
 from trainer_module.reader import model_input_names, parse_examples
+from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.vocabulary import label_names
 
 # TF Serving ignores assets.extra/, so metadata written there travels with the model safely.

@@ -11,13 +11,13 @@ import keras
 import tensorflow as tf
 
 from trainer_module import checkpoints
-from trainer_module.config import TrainingConfig
 from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model
 from trainer_module.neighbours import blend_with_neighbours
 from trainer_module.reader import make_dataset
+from trainer_module.training_config import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class KeepBestOnValidation(keras.callbacks.Callback):
         if not self.gap_by_step or self.gap_by_step[-1][0] != self.step:
             self._evaluate()
         if self.best_step != self.step:
-            log.warning("keeping the weights of step %d (validation GAP %.4f)",
+            log.info("keeping the weights of step %d (validation GAP %.4f)",
                         self.best_step, self._best_gap)
             self.model.set_weights(self._best_weights)
 
@@ -130,14 +130,14 @@ class KeepBestOnValidation(keras.callbacks.Callback):
             if better:
                 self._best_weights = self.model.get_weights()
         self.gap_by_step.append((self.step, gap))
-        log.warning("step %d: validation GAP %.4f", self.step, gap)
+        log.info("step %d: validation GAP %.4f", self.step, gap)
         if better:
             self._best_gap, self.best_step = gap, self.step
             self._evaluations_without_gain = 0
             return
         self._evaluations_without_gain += 1
         if self.patience and self._evaluations_without_gain >= self.patience:
-            log.warning("no better validation GAP in %d evaluations: stopping", self.patience)
+            log.info("no better validation GAP in %d evaluations: stopping", self.patience)
             self.model.stop_training = True
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer_module.config import TrainingConfig
 from trainer_module.features import (
     LABELS_KEY,
     MULTI_HOT_LABELS_KEY,
@@ -18,6 +17,7 @@ from trainer_module.features import (
     VERTICALS_KEY,
     multi_hot,
 )
+from trainer_module.training_config import TrainingConfig
 from trainer_module.vocabulary import class_verticals
 
 NO_LABELS_VERTICAL = "(no labels)"

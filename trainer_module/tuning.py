@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import keras_tuner
 
-from trainer_module.config import TrainingConfig
 from trainer_module.models import model_hyperparameters
 from trainer_module.train import compile_model, make_datasets
+from trainer_module.training_config import TrainingConfig
 
 # Searched for every model; models with a MoE (as model or classifier) also search their
 # number of experts.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from trainer_module.config import TrainingConfig
+from trainer_module.training_config import TrainingConfig
 
 PIPELINE_NAME = "yt8m"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -203,6 +203,30 @@ def parallelism_rows(rows: list[dict]) -> list[dict]:
     return result
 
 
+def parallelism_crossover(rows: list[dict]) -> float | None:
+    """Training videos where the Beam components' time with worker processes meets the
+    in-process time, on the lines through the two largest factors; None if they diverge."""
+    copies = [r for r in rows if r["examples"] == "copy"]
+    with_workers = {r["factor"] for r in copies if r["beam_workers"]}
+    factors = sorted(with_workers & {r["factor"] for r in copies if not r["beam_workers"]})
+    if len(factors) < 2:
+        return None
+    beam_components = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
+
+    def line(workers: int) -> tuple[float, float]:
+        small, large = (next(r for r in copies if r["factor"] == f and
+                             (r["beam_workers"] > 0) == (workers > 0)) for f in factors[-2:])
+        seconds = [sum(r["components"].get(c, 0.0) for c in beam_components)
+                   for r in (small, large)]
+        slope = (seconds[1] - seconds[0]) / (large["videos"]["train"] - small["videos"]["train"])
+        return slope, seconds[1] - slope * large["videos"]["train"]
+
+    (in_process, base), (workers, workers_base) = line(0), line(1)
+    if workers >= in_process:
+        return None
+    return (workers_base - base) / (in_process - workers)
+
+
 def markdown(rows: list[dict]) -> str:
     """The scale tables: components by factor, growth and projection, Beam parallelism."""
     table = component_rows(rows)
@@ -230,6 +254,10 @@ def markdown(rows: list[dict]) -> str:
             workers = p["beam_workers"] or "in-memory"
             lines.append(f"| {p['factor']}x | {workers} | {p['seconds']:.0f} | "
                          f"{p['vs_in_memory']:.2f}x |")
+        crossing = parallelism_crossover(rows)
+        if crossing:
+            lines += ["", f"Extrapolated from the two largest factors, worker processes "
+                      f"catch up with in-process Beam near {crossing:,.0f} training videos."]
     in_place_runs = [r for r in rows if r["examples"] == "in place"]
     if in_place_runs:
         largest = max(in_place_runs, key=lambda r: r["factor"])

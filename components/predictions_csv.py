@@ -13,6 +13,7 @@ from tfx.types.standard_artifacts import InferenceResult, Model, ModelBlessing
 from tfx.utils import path_utils
 
 from serving.batch_predict import write_predictions_csv
+from trainer_module.metrics import TOP_K
 
 PREDICTIONS_FILENAME = "predictions.csv"
 
@@ -23,7 +24,7 @@ def BatchPredict(  # noqa: N802 — TFX components are named like classes
     model_blessing: tfx.dsl.components.InputArtifact[ModelBlessing],
     predictions: tfx.dsl.components.OutputArtifact[InferenceResult],
     input_data_pattern: tfx.dsl.components.Parameter[str],
-    top_k: tfx.dsl.components.Parameter[int] = 20,
+    top_k: tfx.dsl.components.Parameter[int] = TOP_K,
     batch_size: tfx.dsl.components.Parameter[int] = 256,
 ) -> None:
     """Scores every video of `input_data_pattern` with `model` if it was blessed."""

@@ -17,13 +17,13 @@ import io
 import numpy as np
 
 from trainer_module.export import load_training_config
-from trainer_module.metrics import METRIC_TITLES, EvaluationMetrics
+from trainer_module.metrics import METRIC_TITLES, TOP_K, EvaluationMetrics
 
 
 class ReportAccumulator:
     """Accumulates scores and labels overall and per vertical; renders the report."""
 
-    def __init__(self, num_classes: int, top_k: int = 20, per_vertical: bool = True):
+    def __init__(self, num_classes: int, top_k: int = TOP_K, per_vertical: bool = True):
         """`per_vertical=False` skips the numpy per-vertical GAP, for callers that have
         TFMA's (the `vertical_rows` of `html`)."""
         from trainer_module.features import NUM_CLASSES_2018

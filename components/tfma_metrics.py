@@ -23,7 +23,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
-from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics, VideoScores
+from trainer_module.metrics import METRIC_NAMES, TOP_K, EvaluationMetrics, VideoScores
 
 
 class _YouTube8MMetric(tfma.metrics.Metric):
@@ -31,7 +31,7 @@ class _YouTube8MMetric(tfma.metrics.Metric):
 
     metric_name = ""
 
-    def __init__(self, num_classes: int = NUM_CLASSES_2018, top_k: int = 20,
+    def __init__(self, num_classes: int = NUM_CLASSES_2018, top_k: int = TOP_K,
                  name: str | None = None):
         super().__init__(_computations, num_classes=num_classes, top_k=top_k,
                          name=name or self.metric_name, metric_name=self.metric_name)

@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
+TOP_K = 20  # GAP@20, the Kaggle metric; every top-k default derives from it
 METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR"}
 
 
@@ -91,7 +92,7 @@ class VideoScores:
 class EvaluationMetrics:
     """Streaming accumulator of the top-k pool and per-video scores; mergeable."""
 
-    def __init__(self, num_classes: int, top_k: int = 20):
+    def __init__(self, num_classes: int, top_k: int = TOP_K):
         if top_k <= 0:
             raise ValueError("top_k must be a positive integer")
         self.num_classes = num_classes
@@ -235,7 +236,7 @@ def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray,
         return np.where(num_labels > 0, correct / num_labels, 0.0)
 
 
-def evaluate(predictions, labels, top_k: int = 20) -> dict[str, float]:
+def evaluate(predictions, labels, top_k: int = TOP_K) -> dict[str, float]:
     """The four metrics of one [batch, num_classes] prediction matrix."""
     metrics = EvaluationMetrics(np.shape(predictions)[-1], top_k)
     metrics.add(predictions, labels)

@@ -195,7 +195,7 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     if config.neighbour_weight:
         model = blend_with_neighbours(model, train_files, config)
     metrics = evaluate_model(model, eval_ds, config, eval_steps)
-    log.info("validation metrics after %d steps: %s", train_steps, metrics)
+    log.debug("validation metrics after %d steps: %s", train_steps, metrics)
     with tf.summary.create_file_writer(os.path.join(log_dir, "validation")).as_default():
         for name, value in metrics.items():
             tf.summary.scalar(name, value, step=train_steps)

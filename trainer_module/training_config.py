@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
+from trainer_module.metrics import TOP_K
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
@@ -69,7 +70,7 @@ class TrainingConfig:
     label_loss: str = setting("CrossEntropyLoss", "CrossEntropyLoss, HingeLoss or SoftmaxLoss")
     label_smoothing: float = setting(
         0.0, "CrossEntropyLoss targets become s/2 and 1 - s/2 (0: off)", fraction)
-    top_k: int = setting(20, "k of GAP@k and of the exported top_k_* outputs", positive)
+    top_k: int = setting(TOP_K, "k of GAP@k and of the exported top_k_* outputs", positive)
     max_frames: int = setting(DEFAULT_MAX_FRAMES, "frame-level only: frames kept per video",
                               positive)
     seed: int = setting(0, "seed of initialisation, shuffling and dropout")

@@ -197,9 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true",
                         help="instead: every component at 1x-128x of 1,024 videos, with its "
                              "limits, growth and 2018 projection (~20 min; bench/scale.py)")
+    parser.add_argument("--factors", type=lambda text: tuple(map(int, text.split(","))),
+                        help="with --scale: the factors to run (default 1,8,32,128); e.g. "
+                             "128,512 measures Beam worker processes at 557 k videos")
     args = parser.parse_args(argv)
     if args.scale:
-        return main_scale(args.output_dir, quick=args.quick)
+        return main_scale(args.output_dir, quick=args.quick, factors=args.factors)
 
     from trainer_module.models import MODELS
 
@@ -231,12 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main_scale(output_dir: str, quick: bool) -> int:
+def main_scale(output_dir: str, quick: bool, factors: tuple[int, ...] | None = None) -> int:
     """`--scale`: writes bench/scale.md and bench/scale.json and prints the tables."""
     from bench.scale import bench_scale
     from bench.scale import markdown as scale_markdown
 
-    factors = (1, 2) if quick else (1, 8, 32, 128)
+    factors = factors or ((1, 2) if quick else (1, 8, 32, 128))
     with tempfile.TemporaryDirectory() as workdir:
         rows = bench_scale(workdir, factors, beam_workers=(0, os.cpu_count() or 1))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"

@@ -24,9 +24,10 @@ BEAM_RUNNERS = {
 }
 
 # From this much input on, DirectRunner worker processes beat running Beam in-process. On 2
-# cores (`make bench-scale`) 2 workers took 2.1x the in-memory time of the Beam components at
-# 35 k videos and 1.3x at 139 k; their marginal rates cross near 310 k videos (~1.4 GB).
-MULTI_PROCESSING_MIN_BYTES = 1.5e9
+# CPUs 2 workers took 2.9x the in-process time of the Beam components at 35 k videos, 1.35x
+# at 139 k (`make bench-scale`) and 0.96x at 557 k (2.4 GB, one run at 512x): between the
+# last two, they cross near 400 k videos (~1.8 GB).
+MULTI_PROCESSING_MIN_BYTES = 1.8e9
 
 
 def beam_workers_for(data_bytes: int) -> int:

@@ -26,9 +26,12 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+# Argument parsers by annotated type, for the model hyperparameters and the training fields.
+_FLAG_TYPES = {"bool": _bool_flag, "int": int, "float": float, "str": str}
 # Each model hyperparameter's flag, typed as its constructor argument.
-MODEL_HPARAM_FLAGS = {name: {"bool": _bool_flag, "int": int, "float": float, "str": str}[kind]
+MODEL_HPARAM_FLAGS = {name: _FLAG_TYPES[kind]
                       for name, kind in sorted(hyperparameter_types().items())}
+_TRAINING_FIELDS = {field.name: field for field in dataclasses.fields(TrainingConfig)}
 
 
 # Named sets of flag defaults (flags given explicitly still win). `best-video`: the best
@@ -57,9 +60,6 @@ def parse_args_with_preset(parser: argparse.ArgumentParser, argv: list[str] | No
                            f"{', '.join('--' + key for key in unknown)}, which no flag takes\n")
         (flags_parser or parser).set_defaults(**preset)
     return parser.parse_args(argv)
-
-
-_FLAG_TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
@@ -102,8 +102,6 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="start from the weights of the last blessed model (same "
                             "architecture), when no checkpoint is resumed")
 
-
-_TRAINING_FIELDS = {field.name: field for field in dataclasses.fields(TrainingConfig)}
 
 
 def add_blessing_flags(parser: argparse.ArgumentParser) -> None:

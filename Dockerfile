@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY trainer_module/ trainer_module/
 COPY components/ components/
 COPY pipeline/ pipeline/
+COPY data_tools/ data_tools/
 COPY serving/ serving/
 RUN --mount=type=cache,target=/root/.cache/uv "$VIRTUAL_ENV/bin/uv" pip install --quiet \
     --python "$VIRTUAL_ENV/bin/python" --no-deps .

@@ -98,7 +98,7 @@ run-local: setup $(RUN_DEPS)
 # shorter than real videos (120-300 frames) so that the quick start runs in minutes.
 $(FRAME_SAMPLE)/.done: trainer_module/frames.py | setup
 	@for split in train validate; do \
-		$(PY) -m pipeline.make_frame_data --input_pattern="data/sample/video/$$split/*.tfrecord" \
+		$(PY) -m data_tools.make_frame_data --input_pattern="data/sample/video/$$split/*.tfrecord" \
 			--output_dir=$(FRAME_SAMPLE)/$$split --min_frames=20 --max_frames=60 || exit 1; done
 	@touch $@
 
@@ -147,11 +147,11 @@ PARTITION ?= 2/video/validate
 MIRROR ?= us
 DOWNLOAD_DIR ?= data/yt8m/$(PARTITION)
 download: setup
-	$(PY) -m pipeline.download --partition=$(PARTITION) --mirror=$(MIRROR) \
+	$(PY) -m data_tools.download --partition=$(PARTITION) --mirror=$(MIRROR) \
 		--output_dir=$(DOWNLOAD_DIR) $(if $(SHARD),--shard=$(SHARD)) $(ARGS)
 
 validate-data: setup $(RUN_DEPS)
-	$(PY) -m pipeline.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
+	$(PY) -m data_tools.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
 
 bench: setup
 	$(PY) -m bench.run $(ARGS)

@@ -66,7 +66,7 @@ def bench_pipelines(workdir: str, shared_data: str | None) -> tuple[list[dict], 
 
 
 def bench_growth(workdir: str, factors: tuple[int, ...], videos_per_shard: int) -> list[dict]:
-    from pipeline.make_synthetic_data import main as make_synthetic_data
+    from data_tools.make_synthetic_data import main as make_synthetic_data
 
     rows = []
     for factor in factors:

@@ -42,7 +42,7 @@ def examples_per_second(dataset, count_examples) -> tuple[float, int]:
 def make_real_length_frames(workdir: str) -> str:
     """Frame-level shards generated like real ones (real lengths, noise and saturation) from
     the bundled validate videos; returns their data root."""
-    from pipeline.make_frame_data import main as make_frame_data
+    from data_tools.make_frame_data import main as make_frame_data
 
     root = f"{workdir}/frames_real_length"
     make_frame_data(["--input_pattern", f"{SAMPLE}/validate/*.tfrecord",

@@ -38,7 +38,7 @@ COMPONENT_LIMIT = {"ImportExampleGen": "raw read", "StatisticsGen": "raw read",
 
 def make_data(root: str, factor: int) -> dict[str, int]:
     """Synthetic shards at `factor`× the base; returns the videos per split."""
-    from pipeline.make_synthetic_data import main as make_synthetic_data
+    from data_tools.make_synthetic_data import main as make_synthetic_data
 
     train_shards = factor * BASE_TRAIN_VIDEOS // TRAIN_SHARD_VIDEOS
     if not os.path.exists(os.path.join(root, "validate")):

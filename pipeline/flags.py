@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from data_tools.checks import PreflightError
 from pipeline.pipeline_config import PipelineConfig
-from pipeline.preflight import PreflightError
 from trainer_module.features import (
     FRAME_LEVEL_FEATURES,
     NUM_CLASSES_2017,

@@ -17,6 +17,7 @@ import dataclasses
 import os
 import sys
 
+from data_tools.checks import PreflightError
 from pipeline.flags import (
     add_blessing_flags,
     add_training_flags,
@@ -24,7 +25,6 @@ from pipeline.flags import (
     training_config_from_args,
 )
 from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
-from pipeline.preflight import PreflightError
 from trainer_module.features import FeatureSpecError
 
 DEFAULT_PACKAGE = os.path.join("build", "kfp", "pipeline.yaml")

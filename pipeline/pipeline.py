@@ -15,7 +15,8 @@ from components.latest_pushed_model import LatestPushedModel
 from components.predictions_csv import BatchPredict
 from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
-from pipeline.pipeline_config import PIPELINE_NAME, SPLIT_DIRS, PipelineConfig
+from data_tools.checks import SPLIT_DIRS
+from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig
 from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.transform import transform_custom_config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from data_tools.checks import EVAL_PATTERN, TRAIN_PATTERN
 from trainer_module.training_config import TrainingConfig
 
 PIPELINE_NAME = "yt8m"
@@ -41,11 +42,6 @@ def direct_runner_args(workers: int) -> tuple[str, ...]:
     if workers == 0:
         return ("--direct_running_mode=in_memory",)
     return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
-
-
-TRAIN_PATTERN = "train/*.tfrecord"
-SPLIT_DIRS = ("train", "validate")  # as an Examples artifact's folders: Split-train, …
-EVAL_PATTERN = "validate/*.tfrecord"
 
 
 @dataclasses.dataclass(frozen=True)

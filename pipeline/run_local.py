@@ -14,7 +14,14 @@ import os
 import sys
 import warnings
 
-from pipeline import preflight
+from data_tools.checks import (
+    EVAL_PATTERN,
+    SPLIT_DIRS,
+    TRAIN_PATTERN,
+    PreflightError,
+    check_first_example,
+    check_patterns,
+)
 from pipeline.flags import (
     add_blessing_flags,
     add_training_flags,
@@ -22,11 +29,8 @@ from pipeline.flags import (
     training_config_from_args,
 )
 from pipeline.pipeline_config import (
-    EVAL_PATTERN,
     MULTI_PROCESSING_MIN_BYTES,
     SAMPLE_DATA_ROOT,
-    SPLIT_DIRS,
-    TRAIN_PATTERN,
     PipelineConfig,
     beam_workers_for,
     direct_runner_args,
@@ -37,6 +41,13 @@ from trainer_module.features import NUM_CLASSES_2017, FeatureSpecError
 FULL_SCAN_BYTES = 2 * 1024**3
 # Above this, say that ImportExampleGen's copy can be skipped (its rate: make bench-scale).
 COPY_NOTE_BYTES = 1024**3
+
+
+def split_patterns(train_glob: str, eval_glob: str) -> tuple[str, str, str]:
+    """ImportExampleGen takes one input base and patterns relative to it; derive them from
+    the starter code's two absolute `--train_data_pattern` / `--eval_data_pattern` globs."""
+    base = os.path.commonpath([os.path.dirname(train_glob), os.path.dirname(eval_glob)])
+    return base, os.path.relpath(train_glob, base), os.path.relpath(eval_glob, base)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +114,7 @@ def local_bytes(files: dict[str, list[str]]) -> int:
 def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str, list[str]]]:
     """Validates the flags and the data they point at; raises PreflightError/FeatureSpecError."""
     if args.beam_workers is not None and args.beam_workers < 0:
-        raise preflight.PreflightError(f"--beam_workers must be 0 or more, got {args.beam_workers}")
+        raise PreflightError(f"--beam_workers must be 0 or more, got {args.beam_workers}")
     training = training_config_from_args(
         args, os.path.join(args.pipeline_root, "train_dir", args.model))
     training = dataclasses.replace(training, train_dir=os.path.abspath(training.train_dir))
@@ -115,10 +126,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     patterns = {"--train_data_pattern": train_glob, "--eval_data_pattern": eval_glob}
     if args.predict_data_pattern:
         patterns["--predict_data_pattern"] = args.predict_data_pattern
-    files = preflight.check_patterns(patterns)
+    files = check_patterns(patterns)
     beam_workers = (args.beam_workers if args.beam_workers is not None
                     else beam_workers_for(local_bytes(files)))
-    input_base, train_pattern, eval_pattern = preflight.split_patterns(
+    input_base, train_pattern, eval_pattern = split_patterns(
         os.path.abspath(train_glob), os.path.abspath(eval_glob))
     config = PipelineConfig(
         data_root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
@@ -138,7 +149,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
                          num_classes_given: bool) -> tuple[PipelineConfig, list[str]]:
     """Checks that need TensorFlow: model/loss names, the data's generation, features, labels
     and integrity. Returns the config (adapted to 2017 data) and notes for the user."""
-    from pipeline.validate_data import detect_generation, validate
+    from data_tools.validate_data import detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
     from trainer_module.losses import get_loss
     from trainer_module.models import build_model
@@ -150,7 +161,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
         build_model(training.model, training.feature_spec(), training.num_classes,
                     **training.model_hparams)
     except ValueError as error:
-        raise preflight.PreflightError(str(error)) from None
+        raise PreflightError(str(error)) from None
     first = files["--train_data_pattern"][0]
     generation = detect_generation(first)
     if generation == "2017" and not num_classes_given:
@@ -164,7 +175,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
                  progress=False)
     else:  # terabytes: check each pattern's first record; `make validate-data` reads all
         for flag_files in files.values():
-            preflight.check_first_example(flag_files[0], training.feature_spec())
+            check_first_example(flag_files[0], training.feature_spec())
         notes.append(f"note: {data_bytes / 1e9:.0f} GB of data: only the first record of each "
                      "pattern was checked; `make validate-data` checks every record")
     if data_bytes > COPY_NOTE_BYTES and not config.import_examples:
@@ -174,7 +185,7 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
     try:
         check_train_dir(training)
     except CheckpointMismatchError as error:
-        raise preflight.PreflightError(str(error)) from None
+        raise PreflightError(str(error)) from None
     return config, notes
 
 
@@ -208,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, files = config_from_args(args)
         config, notes = check_model_and_data(config, files, args.num_classes is not None)
-    except (preflight.PreflightError, FeatureSpecError) as error:
+    except (PreflightError, FeatureSpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     configure_logging(args.verbose)

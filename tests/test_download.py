@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pipeline.download import main, select_shard
+from data_tools.download import main, select_shard
 
 PARTITION = "2/video/train"
 SHARDS = {f"train{i:04d}.tfrecord": os.urandom(300_000 + i) for i in range(6)}

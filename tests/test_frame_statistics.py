@@ -1,6 +1,6 @@
 """Generated frames against real ones: `make_frame_data`'s generator, fed the means of the
 bundled real videos, gives frames with the statistics of the 143 real 2018 videos
-(data/sample/frame/real_subset_statistics.json, measured by `pipeline.frame_stats`)."""
+(data/sample/frame/real_subset_statistics.json, measured by `data_tools.frame_stats`)."""
 
 import glob
 import json
@@ -9,7 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipeline.frame_stats import frame_statistics, main, video_codes
+from data_tools.frame_stats import frame_statistics, main, video_codes
 from trainer_module.frames import dequantize_numpy, sequence_example_from_video
 
 FRAME_SAMPLE = os.path.join(os.path.dirname(__file__), "..", "data", "sample", "frame")

@@ -4,7 +4,7 @@ video's features learns what LogisticModel learns on those video-level features.
 import glob
 import os
 
-from pipeline.make_frame_data import main as make_frame_data
+from data_tools.make_frame_data import main as make_frame_data
 from trainer_module.train import train_and_export
 from trainer_module.training_config import TrainingConfig
 

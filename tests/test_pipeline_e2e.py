@@ -166,7 +166,7 @@ def test_a_warm_start_from_the_served_model_stays_close_to_it(runs):
 
 @pytest.fixture(scope="module")
 def tiny_frame_root(tiny_data_root, tmp_path_factory) -> str:
-    from pipeline.make_frame_data import main as make_frame_data
+    from data_tools.make_frame_data import main as make_frame_data
 
     root = tmp_path_factory.mktemp("yt8m_frames")
     for split in ("train", "validate"):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_tools.validate_data import main as validate_data_main
 from pipeline.run_local import main as run_local_main
 from pipeline.summary import latest_run_result
-from pipeline.validate_data import main as validate_data_main
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import assert_runs_in_tf_servings_loader, saved_model_cli_outputs
 from tests.test_models import NUM_CLASSES, SMALL_HPARAMS

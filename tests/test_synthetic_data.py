@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from pipeline.make_synthetic_data import class_prototypes, main
+from data_tools.make_synthetic_data import class_prototypes, main
 from trainer_module.features import FeatureSpec
 from trainer_module.reader import make_dataset
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from data_tools.validate_data import main as validate_data
 from pipeline.run_local import build_parser, check_model_and_data, config_from_args
 from pipeline.run_local import main as run_local
-from pipeline.validate_data import main as validate_data
 from tests.helpers import random_rows, write_video_examples
 
 

@@ -44,7 +44,7 @@ def _error_diffused_quantize(frames: np.ndarray) -> np.ndarray:
     return codes
 
 
-# Real 2018 frames, measured with `python -m pipeline.frame_stats` on 143 real videos: frame
+# Real 2018 frames, measured with `python -m data_tools.frame_stats` on 143 real videos: frame
 # features are noisy around the video's mean (within-video std 0.90 per dimension, lag-1
 # correlation of centred frames 0.44) and 9.5% of the codes sit at 0 or 255.
 FRAME_CORRELATION = 0.46  # AR(1) coefficient of each dimension's deviation from the mean

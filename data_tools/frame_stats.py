@@ -1,7 +1,7 @@
 """Statistics of frame-level shards, side by side for any sets of shards: how long videos
 are and how their frames move, the numbers the synthetic frames are calibrated to.
 
-    python -m pipeline.frame_stats 'data/sample/frame/*/*.tfrecord' 'build/frame_sample/*/*'
+    python -m data_tools.frame_stats 'data/sample/frame/*/*.tfrecord' 'build/frame_sample/*/*'
 
 - frames per video (min / median / max);
 - lag-1 correlation of consecutive frames, each video centred on its mean (median of videos);
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from pipeline.preflight import PreflightError, glob_files
+from data_tools.checks import PreflightError, glob_files
 from serving.files import written_atomically
 
 FRAME_FEATURES = ("rgb", "audio")

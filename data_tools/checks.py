@@ -1,4 +1,5 @@
-"""Checks run before any component starts, so that a user mistake costs seconds, not a run.
+"""Checks of the user's data run before any work starts, so that a mistake costs seconds, not a run
+(the pipeline's preflight and the data tools share them).
 
 Each failure is a `PreflightError` whose message is one line naming the flag, file or feature.
 """
@@ -6,9 +7,13 @@ Each failure is a `PreflightError` whose message is one line naming the flag, fi
 from __future__ import annotations
 
 import glob
-import os
 
 from trainer_module.features import FeatureSpec
+
+# A data root's layout: one folder per split, as an Examples artifact has (Split-train, …).
+SPLIT_DIRS = ("train", "validate")
+TRAIN_PATTERN = "train/*.tfrecord"
+EVAL_PATTERN = "validate/*.tfrecord"
 
 
 class PreflightError(Exception):
@@ -22,13 +27,6 @@ def glob_files(pattern: str) -> list[str]:
 
         return sorted(tf.io.gfile.glob(pattern))
     return sorted(glob.glob(pattern))
-
-
-def split_patterns(train_glob: str, eval_glob: str) -> tuple[str, str, str]:
-    """ImportExampleGen takes one input base and patterns relative to it; derive them from
-    the starter code's two absolute `--train_data_pattern` / `--eval_data_pattern` globs."""
-    base = os.path.commonpath([os.path.dirname(train_glob), os.path.dirname(eval_glob)])
-    return base, os.path.relpath(train_glob, base), os.path.relpath(eval_glob, base)
 
 
 def check_patterns(patterns: dict[str, str]) -> dict[str, list[str]]:

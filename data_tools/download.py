@@ -2,7 +2,7 @@
 (`curl data.yt8m.org/download.py | partition=2/video/train mirror=us python`), but parallel,
 resumable and verified.
 
-    python -m pipeline.download --partition=2/video/train --mirror=us \
+    python -m data_tools.download --partition=2/video/train --mirror=us \
         --output_dir=/data/yt8m/2018/video/train [--shard=1,100]
 
 The partition's download plan lists every file with its MD5. A file appears under its final

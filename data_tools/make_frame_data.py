@@ -2,10 +2,10 @@
 
 Each output video keeps the input's id and labels, and its quantized `rgb`/`audio` frames
 average to the input's `mean_rgb`/`mean_audio`; by default they are as long, as noisy and as
-often saturated as real 2018 frames (see trainer_module.frames and pipeline.frame_stats).
+often saturated as real 2018 frames (see trainer_module.frames and data_tools.frame_stats).
 One output shard per input shard, same file name.
 
-    python -m pipeline.make_frame_data --input_pattern='data/sample/video/train/*.tfrecord' \
+    python -m data_tools.make_frame_data --input_pattern='data/sample/video/train/*.tfrecord' \
         --output_dir=build/frame_sample/train
 """
 
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from pipeline.preflight import PreflightError, glob_files
+from data_tools.checks import PreflightError, glob_files
 from serving.files import written_atomically
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 

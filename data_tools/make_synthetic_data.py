@@ -6,7 +6,7 @@ labels' prototypes plus noise, so a model can learn the labels back. Label count
 class frequencies (Zipf-like, as in the real dataset) mimic YouTube-8M. Output is a data root
 (`train/`, `validate/`) that `make run-local DATA_ROOT=…` accepts.
 
-    python -m pipeline.make_synthetic_data --output_dir=build/synthetic --train_shards=8 \
+    python -m data_tools.make_synthetic_data --output_dir=build/synthetic --train_shards=8 \
         --videos_per_shard=1000 [--frame_features]
 """
 
@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from pipeline.preflight import PreflightError
+from data_tools.checks import PreflightError
 from serving.files import written_atomically
 from trainer_module.features import NUM_CLASSES_2018
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES

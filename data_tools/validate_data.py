@@ -5,7 +5,7 @@ Reads every record of every shard: CRC (corrupt or truncated files), empty shard
 and sizes, labels within the classes, and the dataset generation: 2018 (`id`, 3,862 classes)
 or 2017 (`video_id`, 4,716 classes). Each problem is one line naming the file.
 
-    python -m pipeline.validate_data --data_root=/data/yt8m/2018/video [--frame_features]
+    python -m data_tools.validate_data --data_root=/data/yt8m/2018/video [--frame_features]
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import dataclasses
 import os
 import sys
 
-from pipeline.preflight import PreflightError, check_first_example, check_patterns
+from data_tools.checks import (
+    EVAL_PATTERN,
+    TRAIN_PATTERN,
+    PreflightError,
+    check_first_example,
+    check_patterns,
+)
 from trainer_module.features import GENERATIONS, NUM_CLASSES_2017, NUM_CLASSES_2018
 
 BATCH = 512
@@ -105,7 +111,6 @@ def validate(files: dict[str, list[str]], spec, num_classes: int, max_frames: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.pipeline_config import EVAL_PATTERN, TRAIN_PATTERN
     from trainer_module.features import FRAME_LEVEL_FEATURES, VIDEO_LEVEL_FEATURES, FeatureSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -40,9 +40,9 @@ def test_evaluates_at_the_end_when_the_last_step_is_off_the_interval():
     assert validation.best_step == 15
 
 
-def _fit_with_moving_average(callbacks):
+def _fit_with_moving_average(callbacks, momentum: float):
     keras.utils.set_random_seed(0)
-    config = TrainingConfig(ema_momentum=0.5, base_learning_rate=0.1)
+    config = TrainingConfig(ema_momentum=momentum, base_learning_rate=0.1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=make_optimizer(config), loss="mse")
     x, y = np.random.default_rng(0).normal(size=(16, 3)), np.ones((16, 1))
@@ -52,23 +52,36 @@ def _fit_with_moving_average(callbacks):
 
 
 def test_validation_sees_the_moving_average_and_does_not_disturb_training():
-    seen = []
+    """The weights validation sees are the moving average of the trained weights, computed here
+    by hand as Keras documents it (`ema_momentum`: the average starts at the first step's
+    weights, then average = m * average + (1 - m) * weights after each step)."""
+    momentum = 0.5
+    trained, seen = [], []
 
     def callbacks(model):
+        def record(batch, logs):
+            trained.append(model.get_weights())
+
         def evaluate():
-            averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
-            seen.append((model.get_weights(), averages))
+            seen.append((len(trained), model.get_weights()))
             return {"gap": len(seen)}  # always better: the last step is kept
-        return [KeepBestOnValidation(evaluate, every_steps=2)]
+        # The recorder runs first, so it sees the trained weights, not the averages.
+        return [keras.callbacks.LambdaCallback(on_train_batch_end=record),
+                KeepBestOnValidation(evaluate, every_steps=2)]
 
-    validated = _fit_with_moving_average(callbacks)
-    unvalidated = _fit_with_moving_average(lambda model: [])
+    validated = _fit_with_moving_average(callbacks, momentum)
+    unvalidated = _fit_with_moving_average(lambda model: [], momentum)
 
-    assert len(seen) == 2  # steps 2 and 4
-    for weights, averages in seen:
-        for weight, average in zip(weights, averages, strict=True):
-            np.testing.assert_allclose(weight, average)
+    averages = [trained[0]]
+    for weights in trained[1:]:
+        averages.append([momentum * a + (1 - momentum) * w
+                         for a, w in zip(averages[-1], weights, strict=True)])
+    assert [step for step, _ in seen] == [2, 4]
+    for step, weights in seen:
+        for weight, average in zip(weights, averages[step - 1], strict=True):
+            np.testing.assert_allclose(weight, average, rtol=1e-6)
+    assert not np.allclose(trained[-1][0], averages[-1][0])  # the average is not the weights
     # The model ends with the average, and validating on the way changed nothing.
     for a, b in zip(validated.get_weights(), unvalidated.get_weights(), strict=True):
         np.testing.assert_allclose(a, b)
-    np.testing.assert_allclose(validated.get_weights()[0], seen[-1][1][0])
+    np.testing.assert_allclose(validated.get_weights()[0], averages[-1][0], rtol=1e-6)

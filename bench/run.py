@@ -197,12 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true",
                         help="instead: every component at 1x-128x of 1,024 videos, with its "
                              "limits, growth and 2018 projection (~20 min; bench/scale.py)")
+    parser.add_argument("--evaluator", action="store_true",
+                        help="instead: TFX's Evaluator alone at 8 k-65 k validation videos "
+                             "against in-process scoring (~10 min; bench/evaluator.py)")
     parser.add_argument("--factors", type=lambda text: tuple(map(int, text.split(","))),
                         help="with --scale: the factors to run (default 1,8,32,128); e.g. "
                              "128,512 measures Beam worker processes at 557 k videos")
     args = parser.parse_args(argv)
     if args.scale:
         return main_scale(args.output_dir, quick=args.quick, factors=args.factors)
+    if args.evaluator:
+        return main_evaluator(args.output_dir, quick=args.quick)
 
     from trainer_module.models import MODELS
 
@@ -242,12 +247,28 @@ def main_scale(output_dir: str, quick: bool, factors: tuple[int, ...] | None = N
     factors = factors or ((1, 2) if quick else (1, 8, 32, 128))
     with tempfile.TemporaryDirectory() as workdir:
         rows = bench_scale(workdir, factors, beam_workers=(0, os.cpu_count() or 1))
+    return _write_report(output_dir, "scale", "Scale benchmark", rows, scale_markdown(rows))
+
+
+def main_evaluator(output_dir: str, quick: bool) -> int:
+    """`--evaluator`: writes bench/evaluator.md and bench/evaluator.json and prints them."""
+    from bench.evaluator import SIZES, bench_evaluator
+    from bench.evaluator import markdown as evaluator_markdown
+
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = bench_evaluator(workdir, (1_024, 2_048) if quick else SIZES)
+    return _write_report(output_dir, "evaluator", "Evaluator benchmark", rows,
+                         evaluator_markdown(rows))
+
+
+def _write_report(output_dir: str, name: str, title: str, rows: list[dict], table: str) -> int:
+    """`<name>.json` (the rows) and `<name>.md` (the tables) in output_dir; prints the tables."""
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    table = f"# Scale benchmark ({machine})\n\n" + scale_markdown(rows)
+    table = f"# {title} ({machine})\n\n" + table
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "scale.json"), "w") as f:
+    with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
         json.dump({"machine": machine, "results": rows}, f, indent=2)
-    with open(os.path.join(output_dir, "scale.md"), "w") as f:
+    with open(os.path.join(output_dir, f"{name}.md"), "w") as f:
         f.write(table)
     print(table)
     return 0

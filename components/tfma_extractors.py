@@ -31,7 +31,7 @@ from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_ex
 from tensorflow_model_analysis.extractors.features_extractor import (
     _FEATURES_EXTRACTOR_STAGE_NAME as FEATURES_EXTRACTOR_STAGE_NAME,
 )
-from tensorflow_model_analysis.slicer import slicer_lib
+from tensorflow_model_analysis.slicer import slice_accessor, slicer_lib
 from tensorflow_model_analysis.utils import util as tfma_util
 
 from components import tfma_metrics
@@ -99,6 +99,13 @@ class _GroupBySlice(beam.DoFn):
                                   for name in (*spec.feature_keys, *spec.feature_values)}
         self._slice_keys = slice_key_extractor.ExtractSliceKeysFn(eval_config,
                                                                   materialize=False)
+        # Slices by one column each (or overall) are found per distinct value, not per video.
+        self._slice_columns = None
+        if all(len(spec.feature_keys) <= 1 and not spec.feature_values
+               for spec in eval_config.slicing_specs):
+            self._slice_columns = [next(iter(spec.feature_keys), None)
+                                   for spec in eval_config.slicing_specs] or [None]
+        self._key_of_value: dict[tuple, tuple] = {}
 
     def process(self, batched_extracts: dict) -> Iterator[dict]:
         scores = {spec.name: batch_video_scores(batched_extracts, spec, self._top_k)
@@ -114,6 +121,10 @@ class _GroupBySlice(beam.DoFn):
         """(slice key, boolean mask of its videos) for every slice in the batch."""
         if not self._slicing_features:
             yield (), np.ones(num_videos, bool)
+            return
+        by_value = self._slice_columns and self._videos_by_value(batched_extracts, num_videos)
+        if by_value is not None:
+            yield from by_value.items()
             return
         # Unbatch only the slicing features, and let TFMA find each video's slice keys.
         slicing_columns = {key: _only(batched_extracts.get(key), self._slicing_features)
@@ -131,6 +142,56 @@ class _GroupBySlice(beam.DoFn):
             mask = np.zeros(num_videos, bool)
             mask[videos] = True
             yield slice_key, mask
+
+
+    def _videos_by_value(self, batched_extracts: dict,
+                         num_videos: int) -> dict[tuple, np.ndarray] | None:
+        """{slice key: mask of its videos} when every slice is overall or by one column and
+        each column is a numpy array with the videos first; None otherwise.
+
+        As TFMA's slice accessor does, a column's values are those of every model's
+        transformed features, else of the raw features; each distinct value is one slice,
+        keyed by TFMA itself."""
+        masks: dict[tuple, np.ndarray] = {}
+        for column in self._slice_columns:
+            if column is None:
+                masks[()] = np.ones(num_videos, bool)
+                continue
+            arrays = self._column_arrays(batched_extracts, column)
+            if not all(isinstance(array, np.ndarray) and array.ndim in (1, 2)
+                       and len(array) == num_videos for array in arrays):
+                return None
+            if not arrays:  # no video has the column: no slice, as in TFMA
+                continue
+            rows = np.concatenate([array.reshape(num_videos, -1) for array in arrays], axis=1)
+            values, positions = np.unique(rows, return_inverse=True)
+            has_value = np.zeros((num_videos, len(values)), bool)
+            has_value[np.repeat(np.arange(num_videos), rows.shape[1]), positions.ravel()] = True
+            for index, value in enumerate(values):
+                key = self._slice_key(column, value)
+                masks[key] = masks.get(key, False) | has_value[:, index]
+        return masks
+
+    def _column_arrays(self, batched_extracts: dict, column: str) -> list:
+        transformed = batched_extracts.get(constants.TRANSFORMED_FEATURES_KEY)
+        dicts = []
+        if transformed is not None:
+            dicts = ([transformed] if len(self._model_specs) == 1 else
+                     [transformed[spec.name] for spec in self._model_specs
+                      if spec.name in transformed])
+        arrays = [features[column] for features in dicts if features.get(column) is not None]
+        raw = batched_extracts.get(constants.FEATURES_KEY) or {}
+        if not arrays and raw.get(column) is not None:
+            arrays = [raw[column]]
+        return arrays
+
+    def _slice_key(self, column: str, value) -> tuple:
+        """TFMA's slice key for one value of a column (its text and number conversions)."""
+        if (column, value) not in self._key_of_value:
+            accessor = slice_accessor.SliceAccessor([{column: np.array([value])}])
+            (self._key_of_value[column, value],) = slicer_lib.SingleSliceSpec(
+                columns=[column]).generate_slices(accessor)
+        return self._key_of_value[column, value]
 
 
 def _split_dense(columns: dict, num_videos: int) -> list[dict] | None:

@@ -33,10 +33,12 @@ def _eval_config(metrics=None) -> tfma.EvalConfig:
         options=tfma.Options(include_default_metrics={"value": False}))
 
 
-def _batch(rng, videos: int) -> tuple[dict, dict, np.ndarray]:
-    """A batched extract as TFMA's extractors leave it before unbatching (the slicing
-    feature dense, one value per label, as the Transform's `vertical1`), its predictions
-    and its slicing feature."""
+def _batch(rng, videos: int, slicing_from: str = "transformed") -> tuple[dict, dict, np.ndarray]:
+    """A batched extract as TFMA's extractors leave it before unbatching, its predictions
+    and its slicing feature. The slicing feature is dense, one value per label as the
+    Transform's verticals, in each model's transformed features (`slicing_from`
+    "transformed"), in the raw features ("raw"), or there as a list of per-video arrays
+    ("list", which only TFMA's per-video slicing reads)."""
     labels = (rng.random((videos, NUM_CLASSES)) < 0.08).astype(np.float32)
     genres = rng.choice(GENRES, size=(videos, 3))
     predictions, outputs = {}, {}
@@ -47,8 +49,12 @@ def _batch(rng, videos: int) -> tuple[dict, dict, np.ndarray]:
         outputs[name] = {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: ranked,
                          TOP_K_SCORES_OUTPUT: np.take_along_axis(scores, ranked, axis=1)}
     extracts = {constants.PREDICTIONS_KEY: outputs,
-                constants.LABELS_KEY: dict.fromkeys(MODELS, labels),
-                constants.TRANSFORMED_FEATURES_KEY: {name: {SLICE: genres} for name in MODELS}}
+                constants.LABELS_KEY: dict.fromkeys(MODELS, labels)}
+    if slicing_from == "transformed":
+        extracts[constants.TRANSFORMED_FEATURES_KEY] = {name: {SLICE: genres} for name in MODELS}
+    else:
+        extracts[constants.FEATURES_KEY] = {SLICE: genres if slicing_from == "raw"
+                                            else list(genres)}
     return extracts, {**predictions, "labels": labels}, genres
 
 
@@ -93,9 +99,10 @@ def _assert_metrics_equal_numpy(result: dict, expected: dict) -> None:
                           abs=1e-12)), key
 
 
-def test_slice_groups_give_the_numpy_metrics_of_each_model_and_slice():
+@pytest.mark.parametrize("slicing_from", ["transformed", "raw", "list"])
+def test_slice_groups_give_the_numpy_metrics_of_each_model_and_slice(slicing_from):
     rng = np.random.default_rng(5)
-    batches = [_batch(rng, videos) for videos in (40, 1, 23)]
+    batches = [_batch(rng, videos, slicing_from) for videos in (40, 1, 23)]
     eval_config = _eval_config()
 
     def check(groups):

@@ -14,7 +14,7 @@ from trainer_module.features import (
     FeatureSpec,
     FeatureSpecError,
 )
-from trainer_module.models import hyperparameter_types
+from trainer_module.models import hyperparameter_help, hyperparameter_types
 from trainer_module.training_config import TrainingConfig
 
 
@@ -80,8 +80,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="frame-level SequenceExamples (default features: rgb,audio)")
     hparams = parser.add_argument_group("model hyperparameters (starter code flags; "
                                         "unset ones keep the model's default)")
+    helps = hyperparameter_help()
     for flag, kind in MODEL_HPARAM_FLAGS.items():
-        hparams.add_argument(f"--{flag}", type=kind, default=None)
+        hparams.add_argument(f"--{flag}", type=kind, default=None, help=helps[flag])
     train = parser.add_argument_group("training (starter code flags)")
     train.add_argument("--train_steps", type=int, default=defaults.train_steps)
     train.add_argument("--eval_steps", type=int, default=defaults.eval_steps,

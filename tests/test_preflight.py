@@ -131,6 +131,25 @@ def test_every_preset_key_is_a_flag():
         assert {key: args[key] for key in preset} == preset
 
 
+def test_every_model_hyperparameter_flag_says_what_it_does_and_its_defaults():
+    """The help comes from the model docstrings' `Args:` sections and the constructors'
+    defaults, so a hyperparameter added without a description fails here."""
+    from pipeline.run_local import build_parser
+    from trainer_module.models import hyperparameter_help, hyperparameter_types
+
+    helps = hyperparameter_help()
+    assert set(helps) == set(hyperparameter_types())
+    for flag, text in helps.items():
+        assert len(text.split(" (default ")[0].split()) >= 3, f"--{flag}: {text!r}"
+    assert helps["moe_num_mixtures"] == (
+        "experts per class, not counting the dummy that always predicts 0 "
+        "(default 2 in MoeModel)")
+    assert "8192 in DbofModel, GatedDbofModel; 4096 in SoftDbofModel" in helps[
+        "dbof_cluster_size"]
+    usage = " ".join(build_parser().format_help().split())
+    assert all(" ".join(text.split()) in usage for text in helps.values())
+
+
 def test_beam_runs_in_process_on_small_data_and_in_worker_processes_on_large(
         tmp_path, tiny_data_root):
     from pipeline.pipeline_config import MULTI_PROCESSING_MIN_BYTES, beam_workers_for

@@ -36,7 +36,15 @@ class FrameLevelLogisticModel:
 
 class _PooledFramesModel:
     """Frames (randomly sampled in training) → a pooling layer → hidden layer (BN, ReLU6)
-    → optional Context Gating → video-level classifier. Subclasses choose the pooling."""
+    → optional Context Gating → video-level classifier. Subclasses choose the pooling.
+
+    Args:
+        iterations: frames sampled from each video in training.
+        sample_random_frames: sample `iterations` frames in training, else read them all.
+        gating: Context Gating on the hidden layer.
+        gating_remove_diag: Context Gating without each unit's gate on itself.
+        video_level_classifier_model: the video-level model that classifies the hidden layer.
+    """
 
     def __init__(self, hidden_size: int, add_batch_norm: bool, iterations: int = 30,
                  sample_random_frames: bool = True, gating: bool = False,
@@ -71,8 +79,15 @@ class _PooledFramesModel:
 
 
 class DbofModel(_PooledFramesModel):
-    """Deep Bag of Frames (the starter code's): frames projected onto `dbof_cluster_size`
-    units and max-pooled over time, a hidden layer, then a video-level classifier."""
+    """Deep Bag of Frames (the starter code's): frames projected onto cluster units and
+    pooled over time, a hidden layer, then a video-level classifier.
+
+    Args:
+        dbof_cluster_size: cluster units the frames are projected onto.
+        dbof_hidden_size: units of the hidden layer.
+        dbof_add_batch_norm: batch normalization on the frames, clusters and hidden layer.
+        dbof_pooling_method: how the cluster activations are pooled over time: max or average.
+    """
 
     def __init__(self, dbof_cluster_size: int = 8192, dbof_hidden_size: int = 1024,
                  dbof_add_batch_norm: bool = True, dbof_pooling_method: str = "max",
@@ -95,7 +110,11 @@ class GatedDbofModel(DbofModel):
 
 
 class SoftDbofModel(_PooledFramesModel):
-    """DBoF with soft (softmax) cluster assignment and sum pooling, Context Gated."""
+    """DBoF with soft (softmax) cluster assignment and sum pooling, Context Gated.
+
+    Args:
+        softdbof_maxpool: also max-pool the assignments over frames.
+    """
 
     def __init__(self, dbof_cluster_size: int = 4096, dbof_hidden_size: int = 1024,
                  dbof_add_batch_norm: bool = True, softdbof_maxpool: bool = False,
@@ -111,7 +130,14 @@ class SoftDbofModel(_PooledFramesModel):
 
 class NetVLADModel(_PooledFramesModel):
     """NetVLAD pooling, hidden layer and Context Gating: the YouTube-8M 2017 winning model
-    (Miech et al. 2017). `lightvlad` switches to NetRVLAD."""
+    (Miech et al. 2017).
+
+    Args:
+        netvlad_cluster_size: clusters of the VLAD pooling.
+        netvlad_hidden_size: units of the hidden layer.
+        netvlad_add_batch_norm: batch normalization on the frames, assignments and hidden layer.
+        lightvlad: NetRVLAD, without cluster centres.
+    """
 
     def __init__(self, netvlad_cluster_size: int = 64, netvlad_hidden_size: int = 1024,
                  netvlad_add_batch_norm: bool = True, lightvlad: bool = False,
@@ -132,7 +158,15 @@ class NetRVLADModel(NetVLADModel):
 
 
 class NetFVModel(_PooledFramesModel):
-    """Learnable Fisher Vector pooling, hidden layer and Context Gating (Miech et al. 2017)."""
+    """Learnable Fisher Vector pooling, hidden layer and Context Gating (Miech et al. 2017).
+
+    Args:
+        fv_cluster_size: Gaussians of the Fisher Vector pooling.
+        fv_hidden_size: units of the hidden layer.
+        fv_add_batch_norm: batch normalization on the frames, assignments and hidden layer.
+        fv_couple_weights: the Gaussians' centres are a multiple of the assignment weights.
+        fv_coupling_factor: the centres as a multiple of the assignment weights, when coupled.
+    """
 
     def __init__(self, fv_cluster_size: int = 64, fv_hidden_size: int = 2048,
                  fv_add_batch_norm: bool = True, fv_couple_weights: bool = True,
@@ -151,7 +185,16 @@ class NeXtVLADModel:
     """NeXtVLAD (Lin et al., ECCV 2018 workshop; the best single model of the 2018 challenge):
     NeXtVLAD pooling, dropout, a hidden layer with batch normalization, SE context gating,
     then a video-level classifier. Defaults are the paper's; rgb and audio are pooled
-    together, as this project's other pooling models do."""
+    together, as this project's other pooling models do.
+
+    Args:
+        nextvlad_cluster_size: clusters of the NeXtVLAD pooling.
+        nextvlad_hidden_size: units of the hidden layer.
+        expansion: width multiplier of the frames before they are split into groups.
+        groups: groups the expanded frames are split into, each pooled with attention.
+        gating_reduction: bottleneck divisor of the squeeze-excitation gating.
+        drop_rate: dropout rate on the pooled features.
+    """
 
     def __init__(self, nextvlad_cluster_size: int = 128, nextvlad_hidden_size: int = 2048,
                  expansion: int = 2, groups: int = 8, gating_reduction: int = 8,
@@ -176,7 +219,12 @@ class NeXtVLADModel:
 
 
 class LstmModel:
-    """Stacked LSTMs over the real frames; the last layer's final state feeds the classifier."""
+    """Stacked LSTMs over the real frames; the last layer's final state feeds the classifier.
+
+    Args:
+        lstm_cells: units of each recurrent layer.
+        lstm_layers: recurrent layers stacked.
+    """
 
     recurrent_layer = keras.layers.LSTM
 

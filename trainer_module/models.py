@@ -7,6 +7,7 @@ Each model maps the input features to per-class probabilities in [0, 1].
 from __future__ import annotations
 
 import inspect
+import re
 
 import keras
 import tensorflow as tf
@@ -101,6 +102,44 @@ def hyperparameter_types() -> dict[str, str]:
     return types
 
 
+def hyperparameter_help() -> dict[str, str]:
+    """Every model hyperparameter's help: what it does (from the `Args:` section of the
+    first docstring that describes it: the model class's, its bases', or `build_model`'s)
+    and its default in each model that takes it."""
+    described = _documented_args(build_model.__doc__)
+    defaults: dict[str, dict[str, list[str]]] = {}
+    for name, model_class in MODELS.items():
+        for cls in model_class.__mro__:
+            described = {**_documented_args(cls.__doc__), **described}
+        for key, param in _constructor_defaults(model_class).items():
+            defaults.setdefault(key, {}).setdefault(str(param.default), []).append(name)
+    helps = {}
+    for key in hyperparameter_types():
+        by_default = "; ".join(f"{default} in {', '.join(models)}"
+                               for default, models in defaults.get(key, {}).items())
+        helps[key] = described.get(key, "").rstrip(".") + (
+            f" (default {by_default})" if by_default else "")
+    return helps
+
+
+def _documented_args(docstring: str | None) -> dict[str, str]:
+    """The `name: text` entries of a Google-style docstring's `Args:` section."""
+    entries: dict[str, str] = {}
+    lines = inspect.cleandoc(docstring or "").splitlines()
+    if "Args:" not in lines:
+        return entries
+    name = None
+    for line in lines[lines.index("Args:") + 1:]:
+        entry = re.fullmatch(r" {4}(\w+): (.*)", line)
+        if entry:
+            name, entries[entry[1]] = entry[1], entry[2]
+        elif name and line.startswith(" " * 8):
+            entries[name] += " " + line.strip()
+        else:
+            break
+    return entries
+
+
 def check_hyperparameters(name: str, hparams: dict) -> None:
     """Raises ValueError naming any of `hparams` that `--model name` does not take."""
     accepted = model_hyperparameters(name, hparams)
@@ -113,9 +152,12 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
 
 def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,
                 **hparams) -> keras.Model:
-    """A Keras model taking a dict of named features and returning class probabilities;
-    with `ensemble_size` > 1, an AveragingEnsemble of that many such models. Raises
-    ValueError for a hyperparameter the model and its classifier do not take."""
+    """A Keras model taking a dict of named features and returning class probabilities.
+    Raises ValueError for a hyperparameter the model and its classifier do not take.
+
+    Args:
+        ensemble_size: with more than 1, an AveragingEnsemble of that many such models.
+    """
     check_hyperparameters(name, hparams)
     if ensemble_size > 1:
         members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}", hparams)

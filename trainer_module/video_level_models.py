@@ -17,7 +17,11 @@ def _l2(penalty: float) -> keras.regularizers.Regularizer:
 
 
 class LogisticModel:
-    """One sigmoid unit per class over the video-level features."""
+    """One sigmoid unit per class over the video-level features.
+
+    Args:
+        l2_penalty: weight of the L2 penalty on the classifier's weights.
+    """
 
     def __init__(self, l2_penalty: float = 1e-8, **unused_hparams):
         self.l2_penalty = l2_penalty
@@ -29,8 +33,14 @@ class LogisticModel:
 
 
 class MoeModel:
-    """Mixture of logistic experts per class, gated by a softmax over experts plus a dummy;
-    `moe_prob_gating` adds Context Gating on the class probabilities."""
+    """Mixture of logistic experts per class, gated by a softmax over experts plus a dummy.
+
+    Args:
+        moe_num_mixtures: experts per class, not counting the dummy that always predicts 0.
+        l2_penalty: weight of the L2 penalty on the gates' and experts' weights.
+        moe_prob_gating: Context Gating on the class probabilities.
+        gating_remove_diag: Context Gating without each unit's gate on itself.
+    """
 
     def __init__(self, moe_num_mixtures: int = 2, l2_penalty: float = 1e-8,
                  moe_prob_gating: bool = False, gating_remove_diag: bool = False,
@@ -60,7 +70,15 @@ class MoeModel:
 
 class MlpModel:
     """Batch-normalised features (with input dropout) → a ReLU hidden layer with dropout and
-    Context Gating → a video-level classifier (`video_level_classifier_model`)."""
+    Context Gating → a video-level classifier.
+
+    Args:
+        mlp_hidden_size: units of the hidden layer.
+        mlp_dropout: dropout rate after the hidden layer.
+        mlp_input_dropout: dropout rate on the input features.
+        gating: Context Gating on the hidden layer.
+        video_level_classifier_model: the video-level model that classifies the hidden layer.
+    """
 
     def __init__(self, mlp_hidden_size: int = 2048, mlp_dropout: float = 0.5,
                  mlp_input_dropout: float = 0.0, gating: bool = True,

@@ -49,7 +49,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench bench-scale image \
+	bench bench-scale bench-evaluator image \
 	validate-data download \
 	compile-kfp submit-kfp
 
@@ -72,6 +72,7 @@ help:
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~40 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~20 min): bench/scale.md"
+	@echo "make bench-evaluator  the Evaluator alone at 8k-65k videos vs in-process scoring (~6 min)"
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
@@ -158,6 +159,9 @@ bench: setup
 
 bench-scale: setup
 	$(PY) -m bench.run --scale $(ARGS)
+
+bench-evaluator: setup
+	$(PY) -m bench.run --evaluator $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ its base matches the installed TFX, and the project installs from that context a
 import fnmatch
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -85,7 +86,8 @@ def run_dockerfile_commands(context, venv) -> None:
     image's). BuildKit cache mounts are left out: uv then uses this machine's cache."""
     shims = context.parent / "shims"
     shims.mkdir()
-    os.symlink(sys._base_executable, shims / "python")
+    base_python = pathlib.Path(sys.base_prefix, "bin", "python{}.{}".format(*sys.version_info))
+    os.symlink(base_python, shims / "python")
     env = {**os.environ, "VIRTUAL_ENV": str(venv), "UV_VERSION": makefile_variable("UV_VERSION"),
            "PATH": f"{venv}/bin:{shims}:{os.environ['PATH']}"}
     for instruction, command in dockerfile_instructions():

@@ -13,10 +13,11 @@ from components.anomalies_gate import StopOnAnomalies
 from components.evaluation_report import EvaluationReport
 from components.latest_pushed_model import LatestPushedModel
 from components.predictions_csv import BatchPredict
+from components.streaming_import import StreamingImportExampleGen
 from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from data_tools.checks import SPLIT_DIRS
-from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig
+from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig, beam_runs_on_one_machine
 from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.transform import transform_custom_config
@@ -91,7 +92,11 @@ def create_pipeline(config: PipelineConfig,
         ).with_id("ImportExamples")
         examples = example_gen.outputs["result"]
     else:
-        example_gen = tfx.components.ImportExampleGen(
+        # On one machine, copy shard by shard: TFX's copy holds each split in memory there.
+        example_gen_class = (StreamingImportExampleGen
+                             if beam_runs_on_one_machine(config.beam_pipeline_args)
+                             else tfx.components.ImportExampleGen)
+        example_gen = example_gen_class(
             input_base=config.data_root,
             input_config=tfx.proto.Input(splits=[
                 tfx.proto.Input.Split(name="train", pattern=config.train_pattern),

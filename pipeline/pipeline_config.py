@@ -36,6 +36,12 @@ def beam_workers_for(data_bytes: int) -> int:
     return (os.cpu_count() or 1) if data_bytes >= MULTI_PROCESSING_MIN_BYTES else 0
 
 
+def beam_runs_on_one_machine(beam_pipeline_args) -> bool:
+    """Whether these Beam settings run Beam on this machine (DirectRunner, Beam's default)."""
+    runners = [arg.split("=", 1)[1] for arg in beam_pipeline_args if arg.startswith("--runner=")]
+    return not runners or runners[-1] in ("DirectRunner", "direct")
+
+
 def direct_runner_args(workers: int) -> tuple[str, ...]:
     """DirectRunner settings for run_local: 0 runs Beam in this process; n > 0 runs n worker
     processes (each imports TensorFlow again, ~25 s, so they pay only on large inputs)."""

@@ -32,10 +32,13 @@ from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver as example_gen_driver
 from tfx.utils import name_utils
 
+from components.streaming_import import StreamingImportExecutor
+
 MODULE = __name__
 # Executors whose compiled container has a `lifecycle.preCacheCheck` (the example_gen driver),
 # by the class path the spec names them with.
-EXAMPLE_GEN_EXECUTORS = (name_utils.get_full_name(import_example_gen_executor.Executor),)
+EXAMPLE_GEN_EXECUTORS = tuple(name_utils.get_full_name(executor) for executor in (
+    import_example_gen_executor.Executor, StreamingImportExecutor))
 # Schema title → import path of the project's own artifact types.
 CUSTOM_ARTIFACT_TYPES = {"yt8m.HtmlReport": "components.evaluation_report.HtmlReport"}
 

@@ -22,7 +22,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-INGEST = ("ImportExampleGen", "Importer", "StatisticsGen", "SchemaGen", "ExampleValidator",
+INGEST = ("ImportExampleGen", "ImportExamples", "StatisticsGen", "SchemaGen", "ExampleValidator",
           "Transform")
 
 

@@ -65,11 +65,18 @@ def _latest_run(store) -> metadata_store_pb2.Context:
 
 def latest_run_executions(metadata_sqlite: str
                           ) -> list[tuple[str, metadata_store_pb2.Execution]]:
-    """The latest run's executions with their component type (`Trainer`, `Evaluator`, …)."""
+    """The latest run's executions with their component's id (`ImportExampleGen`, `Trainer`,
+    …), which stays the same when a component runs a project executor."""
     store = _store(metadata_sqlite)
-    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return [(type_names[execution.type_id], execution)
-            for execution in store.get_executions_by_context(_latest_run(store).id)]
+    # A component's node context is named "<pipeline name>.<component id>".
+    node_ids = {context.id: context.name.split(".", 1)[-1]
+                for context in store.get_contexts_by_type("node")}
+    result = []
+    for execution in store.get_executions_by_context(_latest_run(store).id):
+        node = next(context.id for context in store.get_contexts_by_execution(execution.id)
+                    if context.id in node_ids)
+        result.append((node_ids[node], execution))
+    return result
 
 
 def _latest_run_artifacts(store) -> dict[str, metadata_store_pb2.Artifact]:

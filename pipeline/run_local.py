@@ -152,14 +152,13 @@ def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
     from data_tools.validate_data import detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
     from trainer_module.losses import get_loss
-    from trainer_module.models import build_model
+    from trainer_module.train import build_configured_model
 
     notes = []
     training = config.training
     try:
         get_loss(training.label_loss, training.label_smoothing)
-        build_model(training.model, training.feature_spec(), training.num_classes,
-                    **training.model_hparams)
+        build_configured_model(training)
     except ValueError as error:
         raise PreflightError(str(error)) from None
     first = files["--train_data_pattern"][0]

@@ -101,7 +101,56 @@ def test_model_trains_and_exports_serving_signatures(tmp_path, shards, model_nam
         mean_rgb=tf.constant([r["mean_rgb"] for r in eval_rows[:3]]),
         mean_audio=tf.constant([r["mean_audio"] for r in eval_rows[:3]]))
     np.testing.assert_allclose(by_features["scores"], scores, rtol=1e-5, atol=1e-6)
+    # The exported model L2-normalises its input as the starter code does: scale-free.
+    by_scaled = loaded.signatures["predict_features"](
+        mean_rgb=tf.constant([r["mean_rgb"] for r in eval_rows[:3]]) * 7.0,
+        mean_audio=tf.constant([r["mean_audio"] for r in eval_rows[:3]]) * 7.0)
+    np.testing.assert_allclose(by_scaled["scores"], scores, rtol=1e-5, atol=1e-6)
     assert tf.io.gfile.exists(str(tmp_path / "model" / "assets.extra" / "training_config.json"))
+
+
+def _normalised_input(model: keras.Model) -> keras.Model:
+    return keras.Model(model.inputs, model.get_layer("input_l2_normalize").output)
+
+
+def test_video_input_is_l2_normalised_per_video_as_the_starter_does():
+    """tf.nn.l2_normalize(model_input_raw, feature_dim): the concatenated features of each
+    video scaled to unit norm, so a video's scores do not change with its scale."""
+    spec = TrainingConfig().feature_spec()
+    rng = np.random.default_rng(0)
+    features = {"mean_rgb": rng.normal(size=(4, 1024)).astype(np.float32),
+                "mean_audio": rng.normal(size=(4, 128)).astype(np.float32)}
+    model = build_model("MoeModel", spec, 7)
+    joined = np.concatenate([features["mean_rgb"], features["mean_audio"]], axis=1)
+    np.testing.assert_allclose(_normalised_input(model)(features),
+                               joined / np.linalg.norm(joined, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-7)
+    scaled = {name: value * np.float32([[0.1], [3], [10], [1]]) for name, value in
+              features.items()}
+    np.testing.assert_allclose(model(scaled), model(features), rtol=1e-5, atol=1e-7)
+    raw = build_model("MoeModel", spec, 7, l2_normalize_input=False)
+    assert not np.allclose(raw(scaled), raw(features), rtol=1e-3)
+
+
+def test_frame_input_is_l2_normalised_per_frame_and_padding_stays_zero():
+    spec = TrainingConfig(feature_names="rgb,audio").feature_spec()
+    rng = np.random.default_rng(0)
+    frames = {"rgb": rng.normal(size=(2, 5, 1024)).astype(np.float32),
+              "audio": rng.normal(size=(2, 5, 128)).astype(np.float32)}
+    frames["rgb"][1, 3:], frames["audio"][1, 3:] = 0, 0  # the second video has 3 frames
+    num_frames = np.int32([5, 3])
+    model = build_model("FrameLevelLogisticModel", spec, 7)
+    normalised = _normalised_input(model)({**frames, "num_frames": num_frames}).numpy()
+    joined = np.concatenate([frames["rgb"], frames["audio"]], axis=2)
+    norms = np.linalg.norm(joined, axis=2, keepdims=True)
+    np.testing.assert_allclose(normalised, np.where(norms > 0, joined / np.maximum(norms, 1e-30),
+                                                    0), rtol=1e-5, atol=1e-7)
+    assert not normalised[1, 3:].any()
+    # Each frame on its own scale: the mean of normalised frames does not see the scales.
+    scale = rng.uniform(0.1, 10, size=(2, 5, 1)).astype(np.float32)
+    scaled = {name: value * scale for name, value in frames.items()}
+    np.testing.assert_allclose(model({**scaled, "num_frames": num_frames}),
+                               model({**frames, "num_frames": num_frames}), rtol=1e-5, atol=1e-7)
 
 
 def test_moe_output_is_a_mixture_of_probabilities():
@@ -114,6 +163,7 @@ def test_moe_output_is_a_mixture_of_probabilities():
                 "mean_audio": rng.random((4, 128)).astype("float32")}
     out = model(features).numpy()
     x = np.concatenate([features["mean_rgb"], features["mean_audio"]], axis=1)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # the starter's input normalisation
     gates = (x @ model.get_layer("gates").kernel.numpy()).reshape(4, 7, 4)
     gates = np.exp(gates - gates.max(axis=-1, keepdims=True))
     gates /= gates.sum(axis=-1, keepdims=True)

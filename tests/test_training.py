@@ -2,8 +2,9 @@
 
 import keras
 import numpy as np
+import pytest
 
-from trainer_module.train import KeepBestOnValidation, make_optimizer
+from trainer_module.train import KeepBestOnValidation, build_configured_model, make_optimizer
 from trainer_module.training_config import TrainingConfig
 
 
@@ -85,3 +86,24 @@ def test_validation_sees_the_moving_average_and_does_not_disturb_training():
     for a, b in zip(validated.get_weights(), unvalidated.get_weights(), strict=True):
         np.testing.assert_allclose(a, b)
     np.testing.assert_allclose(validated.get_weights()[0], averages[-1][0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("model_name", ["LogisticModel", "MlpMoeModel"])
+def test_trained_l2_penalty_is_the_constructors_default_times_the_regularization_penalty(
+        monkeypatch, model_name):
+    """The penalty has one home, the model constructors: change a default and what trains
+    changes with it (scaled by --regularization_penalty, as the starter code does)."""
+    from trainer_module import video_level_models
+
+    config = TrainingConfig(model=model_name, regularization_penalty=3.0)
+    for cls in (video_level_models.LogisticModel, video_level_models.MoeModel):
+        defaults = list(cls.__init__.__defaults__)
+        names = cls.__init__.__code__.co_varnames[1:len(defaults) + 1]
+        defaults[names.index("l2_penalty")] = 4e-6
+        monkeypatch.setattr(cls.__init__, "__defaults__", tuple(defaults))
+    model = build_configured_model(config)
+    penalties = {layer.name: layer.kernel_regularizer.l2 for layer in model.layers
+                 if getattr(layer, "kernel_regularizer", None) is not None}
+    assert penalties
+    # slim.l2_regularizer(scale) is scale * sum(w**2) / 2; Keras's L2(l2) is l2 * sum(w**2).
+    np.testing.assert_allclose(list(penalties.values()), 4e-6 * 3.0 / 2, rtol=1e-6)

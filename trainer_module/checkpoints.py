@@ -58,27 +58,35 @@ def _remove_checkpoints(train_dir: str) -> None:
             tf.io.gfile.remove(path)
 
 
-def restore_or_start(model: keras.Model, config: TrainingConfig
-                     ) -> tuple[tf.train.CheckpointManager, int]:
+def restore_or_start(model: keras.Model, config: TrainingConfig,
+                     write_dir: str | None = None) -> tuple[tf.train.CheckpointManager, int]:
     """Restores the latest checkpoint of `config.train_dir` into the compiled `model` (and its
     optimizer) unless `start_new_model`; returns the manager and the restored step (0 if none).
+
+    With `write_dir` (a multi-worker run's other workers: only the chief owns train_dir), the
+    manager saves there instead and train_dir is only read.
     """
-    if config.start_new_model:
+    owner = write_dir is None
+    if config.start_new_model and owner:
         _remove_checkpoints(config.train_dir)
-    check_train_dir(config)
-    tf.io.gfile.makedirs(config.train_dir)
+    if owner:
+        check_train_dir(config)
+        tf.io.gfile.makedirs(config.train_dir)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, config.train_dir,
+    manager = tf.train.CheckpointManager(checkpoint, write_dir or config.train_dir,
                                          max_to_keep=MAX_CHECKPOINTS_KEPT)
+    latest = None if config.start_new_model and not owner else tf.train.latest_checkpoint(
+        config.train_dir)
     step = 0
-    if manager.latest_checkpoint:
+    if latest:
         # Optimizer slots exist only once built; restoring needs them to exist.
         model.optimizer.build(model.trainable_variables)
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(latest).assert_existing_objects_matched()
         step = int(model.optimizer.iterations.numpy())
-        log.info("resumed from %s at step %d", manager.latest_checkpoint, step)
-    with tf.io.gfile.GFile(os.path.join(config.train_dir, CONFIG_FILENAME), "w") as f:
-        f.write(config.to_json())
+        log.info("resumed from %s at step %d", latest, step)
+    if owner:
+        with tf.io.gfile.GFile(os.path.join(config.train_dir, CONFIG_FILENAME), "w") as f:
+            f.write(config.to_json())
     return manager, step
 
 

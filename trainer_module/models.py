@@ -91,11 +91,17 @@ def model_hyperparameters(name: str, hparams: dict | None = None,
     return params
 
 
+def _build_options() -> dict[str, inspect.Parameter]:
+    """`build_model`'s own hyperparameters (those with a default), which every model takes."""
+    return {name: param for name, param in inspect.signature(build_model).parameters.items()
+            if param.default is not param.empty and param.kind is not param.VAR_KEYWORD}
+
+
 def hyperparameter_types() -> dict[str, str]:
-    """Every model hyperparameter of the registered models, and `build_model`'s
-    ensemble_size, with its annotated type ("int", "float", "bool" or "str")."""
-    types = {"ensemble_size": inspect.signature(build_model).parameters[
-        "ensemble_size"].annotation}
+    """Every model hyperparameter of the registered models, and `build_model`'s own
+    (ensemble_size, l2_normalize_input), with its annotated type ("int", "float", "bool" or
+    "str")."""
+    types = {name: param.annotation for name, param in _build_options().items()}
     for model_class in MODELS.values():
         types.update({key: param.annotation
                       for key, param in _constructor_defaults(model_class).items()})
@@ -151,23 +157,27 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
 
 
 def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,
-                **hparams) -> keras.Model:
+                l2_normalize_input: bool = True, **hparams) -> keras.Model:
     """A Keras model taking a dict of named features and returning class probabilities.
     Raises ValueError for a hyperparameter the model and its classifier do not take.
 
     Args:
         ensemble_size: with more than 1, an AveragingEnsemble of that many such models.
+        l2_normalize_input: scale the concatenated input features to unit L2 norm (each
+            video at video level, each frame at frame level; padding frames stay zero)
+            before the model sees them, as the starter code's train, eval and export do.
     """
     check_hyperparameters(name, hparams)
     if ensemble_size > 1:
-        members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}", hparams)
+        members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}",
+                                       l2_normalize_input, hparams)
                    for index in range(ensemble_size)]
         return AveragingEnsemble(members, name=f"{name}_ensemble")
-    return _build_single_model(name, spec, num_classes, name, hparams)
+    return _build_single_model(name, spec, num_classes, name, l2_normalize_input, hparams)
 
 
 def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_name: str,
-                        hparams: dict) -> keras.Model:
+                        l2_normalize_input: bool, hparams: dict) -> keras.Model:
     model_class = get_model_class(name)
     features = ",".join(spec.names)
     if spec.is_frame_level and name in VIDEO_LEVEL_MODELS:
@@ -183,6 +193,10 @@ def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_na
     inputs = {n: keras.Input(shape=(*frame_axis, size), name=n) for n, size in spec.items()}
     parts = [inputs[n] for n in spec.names]
     model_input = parts[0] if len(parts) == 1 else keras.layers.Concatenate()(parts)
+    if l2_normalize_input:
+        # The starter's tf.nn.l2_normalize(model_input_raw, feature_dim): along the last axis.
+        model_input = keras.layers.UnitNormalization(axis=-1, name="input_l2_normalize")(
+            model_input)
     model = model_class(**hparams)
     if spec.is_frame_level:
         inputs[NUM_FRAMES_KEY] = keras.Input(shape=(), dtype="int32", name=NUM_FRAMES_KEY)

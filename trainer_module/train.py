@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 
 import keras
@@ -14,7 +17,7 @@ from trainer_module import checkpoints
 from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
-from trainer_module.models import build_model
+from trainer_module.models import build_model, model_hyperparameters
 from trainer_module.neighbours import blend_with_neighbours
 from trainer_module.reader import make_dataset
 from trainer_module.training_config import TrainingConfig
@@ -39,11 +42,14 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm, **moving_average)
 
 
+@functools.cache
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy called `name`; "none" is the default (one device) strategy.
+    One per process: a multi-worker strategy configures the collectives at its first call,
+    which must come before TensorFlow runs anything (`run_fn` calls it first).
 
-    `multi_worker_mirrored` reads the cluster from TF_CONFIG, which Kubeflow's training
-    operators and Vertex AI set for each worker.
+    `multi_worker_mirrored` reads the cluster from TF_CONFIG, which Vertex AI Training and
+    Kubeflow's TFJob operator set for each worker (docs/kubeflow.md).
     """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -54,12 +60,34 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, int]:
+    """(is_chief, task_id) of this process: the chief writes the model, the logs and the
+    checkpoints of record; one process alone is its own chief. As in TF's multi-worker
+    guide, the chief is the `chief` task or, with none, worker 0."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, 0
+    task_type, task_id = resolver.task_type, resolver.task_id or 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (not has_chief and task_type == "worker"
+                                    and task_id == 0), task_id
+
+
+def build_configured_model(config: TrainingConfig) -> keras.Model:
+    """The model `config` trains: `config.model` with its hyperparameters, the L2 penalty
+    (the given one, else the model's own default) scaled by `regularization_penalty`, as the
+    starter code scales every regularisation loss. Raises ValueError as `build_model` does."""
+    hparams = dict(config.model_hparams)
+    defaults = model_hyperparameters(config.model, hparams)
+    if "l2_penalty" in defaults:
+        hparams["l2_penalty"] = (hparams.get("l2_penalty", defaults["l2_penalty"])
+                                 * config.regularization_penalty)
+    return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+
+
 def compile_model(config: TrainingConfig) -> keras.Model:
     """The model named by `config.model`, compiled with its loss and optimizer."""
-    hparams = dict(config.model_hparams)
-    # The starter code scales every regularisation loss by --regularization_penalty.
-    hparams["l2_penalty"] = hparams.get("l2_penalty", 1e-8) * config.regularization_penalty
-    model = build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+    model = build_configured_model(config)
     loss = get_loss(config.label_loss, config.label_smoothing)
     model.compile(optimizer=make_optimizer(config), loss=loss)
     return model
@@ -141,6 +169,45 @@ class KeepBestOnValidation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def fit(model: keras.Model, dataset: tf.data.Dataset, steps: int,
+        callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> None:
+    """`model.fit` for `steps` steps of `dataset`. Under MultiWorkerMirroredStrategy, Keras 3's
+    fit fails before the first step on features in a dict (its symbolic build reduces the
+    first batch across workers: keras-team/keras#20329, #20585) and its train function then
+    reduces the scalar loss along an axis it does not have, so there this runs fit's loop
+    itself: the model's own `train_step` on each worker's share of the global batch (the
+    strategy's distributed dataset), the optimizer summing the gradients across workers."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=2, callbacks=callbacks)
+        return
+    with strategy.scope():
+        if not model.optimizer.built:  # its slots are created here, not while tracing
+            model.optimizer.build(model.trainable_variables)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_function(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model, epochs=1,
+                                                 steps=steps)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    callback_list.on_epoch_begin(0)
+    logs = {}
+    for step in range(steps):
+        callback_list.on_train_batch_begin(step)
+        logs = train_function(iterator)
+        callback_list.on_train_batch_end(step, logs)
+        if model.stop_training:
+            break
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    callback_list.on_epoch_end(0, logs)
+    callback_list.on_train_end(logs)
+    log.info("trained %d steps on %d workers", step + 1, strategy.num_replicas_in_sync)
+
+
 def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: list[str]
                   ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training batches (shuffled, repeated) and the validation batches (one pass)."""
@@ -156,24 +223,37 @@ def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: li
 def train_and_export(config: TrainingConfig, train_files: list[str], eval_files: list[str],
                      train_steps: int, export_dir: str, log_dir: str,
                      eval_steps: int | None = None, tft_layer=None,
-                     warm_start_from: str | None = None) -> dict[str, float]:
+                     warm_start_from: str | None = None,
+                     extra_callbacks: list[keras.callbacks.Callback] | None = None
+                     ) -> dict[str, float]:
     """Trains up to `train_steps` batches, evaluates on `eval_files`, exports a SavedModel.
 
     With `config.train_dir`, training resumes from its latest checkpoint (the steps already
     done count towards `train_steps`); otherwise, with `warm_start_from` (an exported model of
     the same architecture), training starts from its weights.
+    `extra_callbacks` (e.g. a benchmark's step timer) join the training callbacks.
     Returns the validation metrics, which are also written to TensorBoard under `log_dir`.
+    Under `multi_worker_mirrored` every worker runs this; only the chief evaluates and
+    exports (the others return {}).
     """
+    strategy = distribution_strategy(config.distribution)
+    is_chief, task_id = worker_role(strategy)
     keras.utils.set_random_seed(config.seed)
     train_ds, eval_ds = make_datasets(config, train_files, eval_files)
 
-    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=10)]
+    # Every worker takes part in each step and checkpoint save (their collectives); the
+    # others write what only the chief keeps into a folder of their own, removed at the end.
+    scratch = None if is_chief else tempfile.mkdtemp(prefix=f"worker{task_id}_")
+    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir if is_chief else scratch,
+                                             update_freq=10),
+                 *(extra_callbacks or [])]
     initial_step = 0
     # Variables (model, optimizer slots restored from a checkpoint) belong to the strategy.
-    with distribution_strategy(config.distribution).scope():
+    with strategy.scope():
         model = compile_model(config)
         if config.train_dir:
-            manager, initial_step = checkpoints.restore_or_start(model, config)
+            manager, initial_step = checkpoints.restore_or_start(
+                model, config, write_dir=None if is_chief else scratch)
             callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
                                                          config.checkpoint_steps))
         if initial_step == 0 and warm_start_from:
@@ -185,13 +265,17 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
             config.early_stopping_patience, initial_step)
         callbacks.append(validation)
     if initial_step < train_steps:
-        model.fit(train_ds, steps_per_epoch=train_steps - initial_step, epochs=1, verbose=2,
-                  callbacks=callbacks)
+        fit(model, train_ds, train_steps - initial_step, callbacks, strategy)
     else:
         log.warning("the checkpoint in %s is at step %d >= train_steps %d: nothing to train "
                     "(pass --start_new_model to train a new model)",
                     config.train_dir, initial_step, train_steps)
 
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return {}  # the chief evaluates and exports the model
+    if strategy.num_replicas_in_sync > 1:
+        model = _without_strategy(model, config)
     if config.neighbour_weight:
         model = blend_with_neighbours(model, train_files, config)
     metrics = evaluate_model(model, eval_ds, config, eval_steps)
@@ -210,11 +294,20 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     return metrics
 
 
+def _without_strategy(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    """The same model with its trained weights in plain variables, so that the export (and
+    what evaluates it) is the one-process model, whatever strategy trained it."""
+    plain = build_configured_model(config)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
 def run_fn(fn_args) -> None:
     """Entry point of the TFX Trainer (`run_fn='trainer_module.train.run_fn'`)."""
     import tensorflow_transform as tft
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
+    distribution_strategy(config.distribution)  # before TensorFlow runs anything
     if fn_args.hyperparameters:  # the Tuner's best values (recorded with the model)
         import keras_tuner
 

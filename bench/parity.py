@@ -1,0 +1,242 @@
+"""`make parity`: this project beside the starter code itself (google/youtube-8m), at the
+starter's own settings, on the same shards: training examples/s, GAP, mAP, Hit@1 and PERR.
+
+Nothing of the starter is in this repository: point `--starter_dir` at a checkout of it and
+`--starter_python` at a Python with TensorFlow 1.15 (bench/README.md has the setup commands).
+Each side trains alone, one after the other, in its own process:
+
+- the starter: `train.py --batch_size=1024 --max_steps=STEPS` with its defaults (Adam,
+  learning rate 0.01, clipping 1.0), exporting at the last step (it saves a checkpoint only
+  when it exports: step 10, then every `--export_model_steps`), then `eval.py --run_once` on
+  the validate shards; its examples/s is the mean of the per-step rates it logs for its last
+  50 steps (`Examples/sec:`).
+- this project: the Trainer's own `train_and_export` with the same settings, then the
+  exported SavedModel scored by `pipeline.evaluate` on the same validate shards; its
+  examples/s is the mean of batch size / step time over the same last 50 steps.
+
+    python -m bench.parity --starter_dir=../youtube-8m --starter_python=~/tf115/bin/python \
+        --data_root=data/sample/video [--steps=300] [--models=LogisticModel,MoeModel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench.pipelines import HERE, PROJECT_ROOT, log
+
+STARTER_BATCH_SIZE = 1024  # the starter code's train.py and eval.py default
+RATE_STEPS = 50  # examples/s is the mean over this many last steps, on both sides
+# The models compared, each with its features (the starter's flags) and data level.
+MODELS = {
+    "LogisticModel": ("mean_rgb,mean_audio", "video"),
+    "MoeModel": ("mean_rgb,mean_audio", "video"),
+    "FrameLevelLogisticModel": ("rgb,audio", "frame"),
+}
+FEATURE_SIZES = "1024,128"
+GAP_TOLERANCE = 0.003  # ours must reach the starter's GAP less this
+METRICS = ("gap", "map", "hit_at_one", "perr")
+_STARTER_EVAL = re.compile(
+    r"Avg_Hit@1: (?P<hit_at_one>[\d.]+) \| Avg_PERR: (?P<perr>[\d.]+) \| "
+    r"MAP: (?P<map>[\d.]+) \| GAP: (?P<gap>[\d.]+)")
+_STARTER_RATE = re.compile(r"training step (\d+) \| Loss: [\d.na]+ Examples/sec: ([\d.]+)")
+
+
+def _run_logged(command: list[str], log_path: str, cwd: str | None = None) -> str:
+    """Runs `command`, its output into `log_path`; returns that output, raising with its
+    tail if the command fails."""
+    with open(log_path, "w") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                check=False)
+    with open(log_path) as f:
+        output = f.read()
+    if result.returncode:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(command[:2])} exited {result.returncode} "
+                           f"(log {log_path}):\n{tail}")
+    return output
+
+
+def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
+    """Trains and evaluates `model` with the starter code; its metrics and examples/s."""
+    features, level = MODELS[model]
+    train_dir = os.path.join(workdir, f"starter_{model}")
+    level_flags = ["--frame_features"] if level == "frame" else []
+    common = [f"--feature_names={features}", f"--feature_sizes={FEATURE_SIZES}", *level_flags]
+    start = time.perf_counter()
+    output = _run_logged(
+        [args.starter_python, "train.py", f"--train_data_pattern={data_root}/train/*.tfrecord",
+         f"--train_dir={train_dir}", f"--model={model}", *common,
+         f"--batch_size={STARTER_BATCH_SIZE}", f"--max_steps={args.steps}",
+         # It saves only when it exports: at step 10, then after this many more steps.
+         f"--export_model_steps={args.steps - 10}", "--start_new_model"],
+        os.path.join(workdir, f"starter_{model}_train.log"), cwd=args.starter_dir)
+    train_seconds = time.perf_counter() - start
+    rates = [float(rate) for _, rate in _STARTER_RATE.findall(output)]
+    if len(rates) < RATE_STEPS:
+        raise RuntimeError(f"the starter logged {len(rates)} training steps for {model}")
+    output = _run_logged(
+        [args.starter_python, "eval.py", f"--eval_data_pattern={data_root}/validate/*.tfrecord",
+         f"--train_dir={train_dir}", "--run_once", f"--batch_size={STARTER_BATCH_SIZE}"],
+        os.path.join(workdir, f"starter_{model}_eval.log"), cwd=args.starter_dir)
+    found = list(_STARTER_EVAL.finditer(output))
+    if not found:
+        raise RuntimeError(f"no metrics in the starter's eval.py output for {model}")
+    metrics = {name: float(value) for name, value in found[-1].groupdict().items()}
+    return {**metrics, "examples_per_second": sum(rates[-RATE_STEPS:]) / RATE_STEPS,
+            "train_seconds": train_seconds}
+
+
+def run_ours(model: str, data_root: str, steps: int, workdir: str) -> dict:
+    """Trains `model` as the Trainer does at the starter's settings, exports it and scores
+    the SavedModel on the validate shards (in this process: call it in a fresh one)."""
+    import keras
+
+    from pipeline.evaluate import evaluate_saved_model
+    from trainer_module.train import train_and_export
+    from trainer_module.training_config import TrainingConfig
+
+    class StepRates(keras.callbacks.Callback):
+        """Examples/s of each training step, as the starter logs them."""
+
+        def __init__(self):
+            super().__init__()
+            self.rates: list[float] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.rates.append(STARTER_BATCH_SIZE / (time.perf_counter() - self._start))
+
+    features, _ = MODELS[model]
+    config = TrainingConfig(model=model, feature_names=features, feature_sizes=FEATURE_SIZES,
+                            batch_size=STARTER_BATCH_SIZE)
+    step_rates = StepRates()
+    export_dir = os.path.join(workdir, f"ours_{model}")
+    start = time.perf_counter()
+    train_and_export(config, sorted(glob.glob(f"{data_root}/train/*.tfrecord")),
+                     sorted(glob.glob(f"{data_root}/validate/*.tfrecord"))[:1], steps,
+                     export_dir, os.path.join(workdir, f"ours_{model}_logs"),
+                     eval_steps=1, extra_callbacks=[step_rates])
+    train_seconds = time.perf_counter() - start
+    metrics = evaluate_saved_model(export_dir, f"{data_root}/validate/*.tfrecord",
+                                   STARTER_BATCH_SIZE)
+    return {**{name: metrics[name] for name in METRICS},
+            "examples_per_second": sum(step_rates.rates[-RATE_STEPS:]) / RATE_STEPS,
+            "train_seconds": train_seconds, "num_examples": metrics["num_examples"]}
+
+
+def _ours_in_fresh_process(model: str, data_root: str, steps: int, workdir: str) -> dict:
+    result = os.path.join(workdir, f"ours_{model}.json")
+    _run_logged([sys.executable, "-m", "bench.parity", "--ours", model, f"--data_root={data_root}",
+                 f"--steps={steps}", f"--workdir={workdir}"],
+                os.path.join(workdir, f"ours_{model}.log"), cwd=PROJECT_ROOT)
+    with open(result) as f:
+        return json.load(f)
+
+
+def frame_data_root(video_root: str, workdir: str) -> str:
+    """Frame-level shards of real lengths made from the video-level shards (data_tools
+    .make_frame_data, seeded): the starter and this project read the same ones."""
+    from data_tools.make_frame_data import main as make_frame_data
+
+    root = os.path.join(workdir, "frames")
+    for split in ("train", "validate"):
+        if make_frame_data([f"--input_pattern={video_root}/{split}/*.tfrecord",
+                            f"--output_dir={root}/{split}"]):
+            raise RuntimeError(f"could not make frame-level shards from {video_root}/{split}")
+    return root
+
+
+def format_table(rows: list[dict], heading: str) -> str:
+    lines = [heading, "",
+             "| model | side | examples/s | vs starter | GAP@20 | mAP | Hit@1 | PERR | GAP ≥ "
+             f"starter − {GAP_TOLERANCE} |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        starter, ours = row["starter"], row["ours"]
+        for side, values in (("starter", starter), ("this project", ours)):
+            is_ours = values is ours
+            speed = f"**{ours['examples_per_second'] / starter['examples_per_second']:.2f}x**" \
+                if is_ours else "-"
+            met = ("yes" if ours["gap"] >= starter["gap"] - GAP_TOLERANCE else "**no**") \
+                if is_ours else ""
+            lines.append(
+                f"| {row['model']} | {side} | {values['examples_per_second']:,.0f} | {speed} | "
+                f"{values['gap']:.4f} | {values['map']:.4f} | {values['hit_at_one']:.4f} | "
+                f"{values['perr']:.4f} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starter_dir", help="a checkout of google/youtube-8m")
+    parser.add_argument("--starter_python", help="a Python with tensorflow==1.15")
+    parser.add_argument("--data_root", default=os.path.join(PROJECT_ROOT, "data", "sample",
+                                                            "video"),
+                        help="video-level train/ and validate/ shards")
+    parser.add_argument("--frame_data_root",
+                        help="frame-level train/ and validate/ shards (default: made from "
+                             "--data_root at real lengths)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of each side")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--workdir", help="logs and models (default: a temporary folder)")
+    parser.add_argument("--ours", help=argparse.SUPPRESS)  # child: train one model of ours
+    args = parser.parse_args(argv)
+    if args.ours:
+        result = run_ours(args.ours, args.data_root, args.steps, args.workdir)
+        with open(os.path.join(args.workdir, f"ours_{args.ours}.json"), "w") as f:
+            json.dump(result, f)
+        return 0
+    problems = [f"--{flag} is required" for flag in ("starter_dir", "starter_python")
+                if not getattr(args, flag)]
+    if args.starter_dir and not os.path.exists(os.path.join(args.starter_dir, "train.py")):
+        problems.append(f"--starter_dir {args.starter_dir} has no train.py")
+    unknown = sorted(set(args.models.split(",")) - set(MODELS))
+    if unknown:
+        problems.append(f"--models: unknown {', '.join(unknown)}; choose from "
+                        f"{', '.join(MODELS)}")
+    if args.steps <= RATE_STEPS + 10:
+        problems.append(f"--steps must be more than {RATE_STEPS + 10}")
+    if problems:
+        print(f"error: {'; '.join(problems)} (bench/README.md: make parity)", file=sys.stderr)
+        return 2
+    args.starter_dir = os.path.abspath(args.starter_dir)
+    data_root = os.path.abspath(args.data_root)
+    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="parity_"))
+    os.makedirs(workdir, exist_ok=True)
+    rows = []
+    for model in args.models.split(","):
+        root = data_root
+        if MODELS[model][1] == "frame":
+            root = os.path.abspath(args.frame_data_root or frame_data_root(data_root, workdir))
+        log(f"parity {model}: the starter code")
+        starter = run_starter(args, model, root, workdir)
+        log(f"parity {model}: this project")
+        ours = _ours_in_fresh_process(model, root, args.steps, workdir)
+        rows.append({"model": model, "data_root": root, "starter": starter, "ours": ours})
+        log(f"parity {model}: GAP {starter['gap']:.3f} vs {ours['gap']:.4f}, "
+            f"{ours['examples_per_second'] / starter['examples_per_second']:.2f}x examples/s")
+    heading = (f"Parity with the starter code, {datetime.date.today()}: {args.steps} steps at "
+               f"batch {STARTER_BATCH_SIZE} on {data_root}; logs in {workdir}")
+    table = format_table(rows, heading)
+    print(table)
+    with open(os.path.join(HERE, "parity.json"), "w") as f:
+        json.dump({"date": str(datetime.date.today()), "steps": args.steps, "rows": rows}, f,
+                  indent=2)
+    with open(os.path.join(HERE, "parity.md"), "w") as f:
+        f.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,5 +22,7 @@ COPY components/ components/
 COPY pipeline/ pipeline/
 COPY data_tools/ data_tools/
 COPY serving/ serving/
+COPY shards/ shards/
+COPY evaluation/ evaluation/
 RUN --mount=type=cache,target=/root/.cache/uv "$VIRTUAL_ENV/bin/uv" pip install --quiet \
     --python "$VIRTUAL_ENV/bin/python" --no-deps .

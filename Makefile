@@ -40,7 +40,8 @@ INPUT ?= data/sample/video/validate/*.tfrecord
 OUTPUT ?= predictions.csv
 
 # Kubeflow knobs: make compile-kfp IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://…
-IMAGE ?= yt8m-tfx:0.1.0
+# The image's name and tag: this project's name and version, written once in pyproject.toml.
+IMAGE ?= $(shell sed -n 's/^name = "\(.*\)"/\1/p' pyproject.toml):$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PIPELINE_ROOT ?= gs://YOUR_BUCKET/yt8m
 KFP_DATA_ROOT ?= $(PIPELINE_ROOT)/data/2018/video
 KFP_PACKAGE ?= build/kfp/pipeline.yaml
@@ -49,7 +50,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench bench-scale bench-evaluator image \
+	bench bench-scale bench-evaluator bench-workers parity image \
 	validate-data download \
 	compile-kfp submit-kfp
 
@@ -64,7 +65,7 @@ help:
 	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
 	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
-	@echo "make image       build the pipeline image (Docker) as IMAGE=yt8m-tfx:0.1.0"
+	@echo "make image       build the pipeline image (Docker) as IMAGE=$(IMAGE)"
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
@@ -73,6 +74,9 @@ help:
 	@echo "make bench       benchmarks (~40 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~20 min): bench/scale.md"
 	@echo "make bench-evaluator  the Evaluator alone at 8k-65k videos vs in-process scoring (~6 min)"
+	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
+	@echo "make parity      beside the starter code at its settings (~40 min; bench/README.md):"
+	@echo "                 STARTER_DIR=../youtube-8m STARTER_PYTHON=~/tf115/bin/python PARITY_DATA=..."
 	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent)"
@@ -129,7 +133,7 @@ infer: setup
 		--output_file=$(OUTPUT) $(ARGS)
 
 evaluate: setup
-	$(PY) -m pipeline.evaluate --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
+	$(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
 
 image:
 	DOCKER_BUILDKIT=1 docker build --build-arg UV_VERSION=$(UV_VERSION) -t $(IMAGE) .
@@ -162,6 +166,17 @@ bench-scale: setup
 
 bench-evaluator: setup
 	$(PY) -m bench.run --evaluator $(ARGS)
+
+bench-workers: setup
+	$(PY) -m bench.run --workers $(ARGS)
+
+# The starter code beside this project (bench/parity.py); nothing of it is in this repo.
+STARTER_DIR ?= ../youtube-8m
+STARTER_PYTHON ?= $(HOME)/tf115/bin/python
+PARITY_DATA ?= data/sample/video
+parity: setup
+	$(PY) -m bench.parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) \
+		--data_root=$(PARITY_DATA) $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

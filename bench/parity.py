@@ -11,7 +11,7 @@ Each side trains alone, one after the other, in its own process:
   the validate shards; its examples/s is the mean of the per-step rates it logs for its last
   50 steps (`Examples/sec:`).
 - this project: the Trainer's own `train_and_export` with the same settings, then the
-  exported SavedModel scored by `pipeline.evaluate` on the same validate shards; its
+  exported SavedModel scored by `evaluation.offline_eval` on the same validate shards; its
   examples/s is the mean of batch size / step time over the same last 50 steps.
 
     python -m bench.parity --starter_dir=../youtube-8m --starter_python=~/tf115/bin/python \
@@ -31,9 +31,10 @@ import sys
 import tempfile
 import time
 
-from bench.pipelines import HERE, PROJECT_ROOT, log
+from bench.pipelines import HERE, PROJECT_ROOT, SAMPLE, log
 
 STARTER_BATCH_SIZE = 1024  # the starter code's train.py and eval.py default
+STARTER_EPOCHS = 10_000
 RATE_STEPS = 50  # examples/s is the mean over this many last steps, on both sides
 # The models compared, each with its features (the starter's flags) and data level.
 MODELS = {
@@ -50,12 +51,18 @@ _STARTER_EVAL = re.compile(
 _STARTER_RATE = re.compile(r"training step (\d+) \| Loss: [\d.na]+ Examples/sec: ([\d.]+)")
 
 
+# What importing TensorFlow 2 sets in this process's environment; TF 1.15 would read
+# TF2_BEHAVIOR=1 as "run eagerly", which the starter's tf.train.Supervisor refuses.
+_TF2_ENVIRONMENT = ("TF2_BEHAVIOR", "TPU_ML_PLATFORM", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK")
+
+
 def _run_logged(command: list[str], log_path: str, cwd: str | None = None) -> str:
-    """Runs `command`, its output into `log_path`; returns that output, raising with its
-    tail if the command fails."""
+    """Runs `command` in this process's environment as it was before TensorFlow was imported,
+    its output into `log_path`; returns that output, raising with its tail if it fails."""
+    env = {key: value for key, value in os.environ.items() if key not in _TF2_ENVIRONMENT}
     with open(log_path, "w") as out:
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                check=False)
+                                env=env, check=False)
     with open(log_path) as f:
         output = f.read()
     if result.returncode:
@@ -77,10 +84,14 @@ def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
          f"--train_dir={train_dir}", f"--model={model}", *common,
          f"--batch_size={STARTER_BATCH_SIZE}", f"--max_steps={args.steps}",
          # It saves only when it exports: at step 10, then after this many more steps.
-         f"--export_model_steps={args.steps - 10}", "--start_new_model"],
+         f"--export_model_steps={args.steps - 10}", "--start_new_model",
+         # Its default, 5 epochs, would end a small training set before STEPS.
+         f"--num_epochs={STARTER_EPOCHS}"],
         os.path.join(workdir, f"starter_{model}_train.log"), cwd=args.starter_dir)
     train_seconds = time.perf_counter() - start
-    rates = [float(rate) for _, rate in _STARTER_RATE.findall(output)]
+    # Each step is logged twice (tf.logging and absl): by step number.
+    rates = list({int(step): float(rate) for step, rate in _STARTER_RATE.findall(output)
+                  }.values())
     if len(rates) < RATE_STEPS:
         raise RuntimeError(f"the starter logged {len(rates)} training steps for {model}")
     output = _run_logged(
@@ -100,7 +111,7 @@ def run_ours(model: str, data_root: str, steps: int, workdir: str) -> dict:
     the SavedModel on the validate shards (in this process: call it in a fresh one)."""
     import keras
 
-    from pipeline.evaluate import evaluate_saved_model
+    from evaluation.offline_eval import evaluate_saved_model
     from trainer_module.train import train_and_export
     from trainer_module.training_config import TrainingConfig
 
@@ -181,12 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starter_dir", help="a checkout of google/youtube-8m")
     parser.add_argument("--starter_python", help="a Python with tensorflow==1.15")
-    parser.add_argument("--data_root", default=os.path.join(PROJECT_ROOT, "data", "sample",
-                                                            "video"),
+    parser.add_argument("--data_root", default=SAMPLE,
                         help="video-level train/ and validate/ shards")
     parser.add_argument("--frame_data_root",
-                        help="frame-level train/ and validate/ shards (default: made from "
-                             "--data_root at real lengths)")
+                        help="frame-level train/ and validate/ shards (default: made at real "
+                             "lengths from the bundled sample's videos)")
     parser.add_argument("--steps", type=int, default=300, help="training steps of each side")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--workdir", help="logs and models (default: a temporary folder)")
@@ -218,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models.split(","):
         root = data_root
         if MODELS[model][1] == "frame":
-            root = os.path.abspath(args.frame_data_root or frame_data_root(data_root, workdir))
+            root = os.path.abspath(args.frame_data_root or frame_data_root(SAMPLE, workdir))
         log(f"parity {model}: the starter code")
         starter = run_starter(args, model, root, workdir)
         log(f"parity {model}: this project")

@@ -136,17 +136,48 @@ def _training_step_star(job: tuple) -> dict:
     return _training_step_row(*job)
 
 
+def bench_workers(workdir: str, steps: int, model: str = "MoeModel") -> list[dict]:
+    """`model` trained for `steps` steps at make run-local's global batch by one process and
+    by two `multi_worker_mirrored` workers on 127.0.0.1 (each its share of every batch), on
+    the bundled sample: wall time (process start to export) and validate GAP."""
+    from trainer_module.local_cluster import train_on_local_workers
+
+    train = sorted(glob.glob(f"{SAMPLE}/train/*.tfrecord"))
+    validate = sorted(glob.glob(f"{SAMPLE}/validate/*.tfrecord"))
+    rows, one_worker_seconds = [], None
+    for workers, distribution in ((1, "none"), (2, "multi_worker_mirrored")):
+        config = {"model": model, "batch_size": BATCH_SIZE, "distribution": distribution}
+        metrics, seconds = train_on_local_workers(
+            config, train, validate, steps, f"{workdir}/workers{workers}/model",
+            f"{workdir}/workers{workers}/logs", workers=workers, timeout_seconds=3600)
+        one_worker_seconds = one_worker_seconds or seconds
+        rows.append({"section": "workers", "name": f"{model}, {workers} worker(s)",
+                     "rate": steps * BATCH_SIZE / seconds, "unit": "examples/s",
+                     "seconds": seconds, "baseline": one_worker_seconds,
+                     "ratio": one_worker_seconds / seconds, "gap": metrics[0]["gap"],
+                     "steps": steps})
+        log(f"workers {workers}: {seconds:.0f} s, GAP {metrics[0]['gap']:.4f}")
+    return rows
+
+
 # --- 3. batch inference --------------------------------------------------------------------
 
 # --- report --------------------------------------------------------------------------------
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
 
 def _fmt(value, digits=2):
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def markdown(rows: list[dict], machine: str) -> str:
-    lines = [f"# Benchmarks ({machine})", "",
-             "| section | measurement | rate | vs baseline | detail | target |",
+    return f"# Benchmarks ({machine})\n\n" + markdown_table(rows)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| section | measurement | rate | vs baseline | detail | target |",
              "|---|---|---|---|---|---|"]
     for row in rows:
         detail = ""
@@ -163,6 +194,9 @@ def markdown(rows: list[dict], machine: str) -> str:
             parts = ", ".join(f"{k} {v:.0f} s" for k, v in row["components"].items() if v >= 1)
             detail = (f"{row['share_outside_training']:.0%} outside training; {parts}; "
                       f"peak RSS {row['peak_rss_mb']:,.0f} MB")
+        elif row["section"] == "workers":
+            detail = (f"{row['steps']} steps at global batch {BATCH_SIZE} in {row['seconds']:.0f}"
+                      f" s (process start to export); validate GAP {row['gap']:.4f}")
         elif row["section"] == "growth":
             detail = (f"ingest {row['ingest_seconds']:.0f} s ({_fmt(row['ingest_seconds_vs_1x'])}x"
                       f"), train {row['train_seconds']:.0f} s "
@@ -200,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluator", action="store_true",
                         help="instead: TFX's Evaluator alone at 8 k-65 k validation videos "
                              "against in-process scoring (~10 min; bench/evaluator.py)")
+    parser.add_argument("--workers", action="store_true",
+                        help="instead: training on 1 vs 2 multi_worker_mirrored workers on "
+                             "127.0.0.1 at the same global batch (~5 min)")
     parser.add_argument("--factors", type=lambda text: tuple(map(int, text.split(","))),
                         help="with --scale: the factors to run (default 1,8,32,128); e.g. "
                              "128,512 measures Beam worker processes at 557 k videos")
@@ -208,10 +245,16 @@ def main(argv: list[str] | None = None) -> int:
         return main_scale(args.output_dir, quick=args.quick, factors=args.factors)
     if args.evaluator:
         return main_evaluator(args.output_dir, quick=args.quick)
+    worker_steps = 20 if args.quick else 200
+    if args.workers:
+        with tempfile.TemporaryDirectory() as workdir:
+            rows = bench_workers(workdir, worker_steps)
+        return _write_report(args.output_dir, "workers", "Multi-worker benchmark", rows,
+                             markdown_table(rows))
 
     from trainer_module.models import MODELS
 
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = _machine()
     models = ["LogisticModel", "DbofModel"] if args.quick else sorted(MODELS)
     timed_steps = {"video": 5, "frame": 1} if args.quick else {"video": 20, "frame": 2}
     requests = {1: 20, 64: 5} if args.quick else {1: 500, 64: 30}
@@ -229,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_serving(serving_base, requests)
         rows += pipeline_rows
         rows += bench_growth(workdir, growth, 250 if args.quick else 500)
+        rows += bench_workers(workdir, worker_steps)
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "results": rows}, f, indent=2)
@@ -263,7 +307,7 @@ def main_evaluator(output_dir: str, quick: bool) -> int:
 
 def _write_report(output_dir: str, name: str, title: str, rows: list[dict], table: str) -> int:
     """`<name>.json` (the rows) and `<name>.md` (the tables) in output_dir; prints the tables."""
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = _machine()
     table = f"# {title} ({machine})\n\n" + table
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, f"{name}.json"), "w") as f:

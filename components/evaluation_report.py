@@ -1,4 +1,4 @@
-"""The `EvaluationReport` component: every pipeline run's HTML report (`components.report`)
+"""The `EvaluationReport` component: every pipeline run's HTML report (`evaluation.report`)
 of the candidate model on the Evaluator's split. GAP per vertical is the Evaluator's: TFMA
 slices by the `vertical1` feature that Transform derives from the labels.
 """
@@ -13,8 +13,8 @@ from tfx.types.artifact import Artifact
 from tfx.types.standard_artifacts import Examples, Model, ModelEvaluation
 from tfx.utils import path_utils
 
-from components.report import score_labelled_files
 from components.tfma_metrics import tfma_vertical_rows
+from evaluation.report import score_labelled_files
 
 REPORT_FILENAME = "evaluation_report.html"
 

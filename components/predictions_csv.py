@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import InferenceResult, Model, ModelBlessing
 from tfx.utils import path_utils
 
-from serving.batch_predict import write_predictions_csv
+from serving.batch_predict import INFERENCE_BATCH_SIZE, write_predictions_csv
 from trainer_module.metrics import TOP_K
 
 PREDICTIONS_FILENAME = "predictions.csv"
@@ -25,7 +25,7 @@ def BatchPredict(  # noqa: N802 — TFX components are named like classes
     predictions: tfx.dsl.components.OutputArtifact[InferenceResult],
     input_data_pattern: tfx.dsl.components.Parameter[str],
     top_k: tfx.dsl.components.Parameter[int] = TOP_K,
-    batch_size: tfx.dsl.components.Parameter[int] = 256,
+    batch_size: tfx.dsl.components.Parameter[int] = INFERENCE_BATCH_SIZE,
 ) -> None:
     """Scores every video of `input_data_pattern` with `model` if it was blessed."""
     if not model_blessing.get_int_custom_property("blessed"):

@@ -29,7 +29,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from trainer_module.reader import compression_of
+from shards.files import compression_of
 
 
 class StreamingImportExecutor(import_example_gen.Executor):

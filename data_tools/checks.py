@@ -6,8 +6,7 @@ Each failure is a `PreflightError` whose message is one line naming the flag, fi
 
 from __future__ import annotations
 
-import glob
-
+from shards.files import compression_of, expand_pattern
 from trainer_module.features import FeatureSpec
 
 # A data root's layout: one folder per split, as an Examples artifact has (Split-train, …).
@@ -20,20 +19,11 @@ class PreflightError(Exception):
     """A problem with the user's flags or data, detected before the pipeline runs."""
 
 
-def glob_files(pattern: str) -> list[str]:
-    """Local or remote (gs://, s3://) glob."""
-    if "://" in pattern:
-        import tensorflow as tf
-
-        return sorted(tf.io.gfile.glob(pattern))
-    return sorted(glob.glob(pattern))
-
-
 def check_patterns(patterns: dict[str, str]) -> dict[str, list[str]]:
     """Every named pattern must match at least one file."""
     matched = {}
     for flag, pattern in patterns.items():
-        files = glob_files(pattern)
+        files = expand_pattern(pattern)
         if not files:
             raise PreflightError(f"{flag} {pattern} matches no files")
         matched[flag] = files
@@ -44,7 +34,6 @@ def check_first_example(path: str, spec: FeatureSpec) -> None:
     """The first record of `path` must hold every configured feature with its configured size."""
     import tensorflow as tf
 
-    from trainer_module.reader import compression_of
 
     try:
         record = next(iter(tf.data.TFRecordDataset(path, compression_type=compression_of(path))))

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from data_tools.checks import PreflightError, glob_files
-from serving.files import written_atomically
+from data_tools.checks import PreflightError
+from shards.files import expand_pattern, written_atomically
 
 FRAME_FEATURES = ("rgb", "audio")
 STATISTICS = {  # name: (title, format)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         statistics = {}
         for pattern in args.patterns:
-            paths = glob_files(pattern)
+            paths = expand_pattern(pattern)
             if not paths:
                 raise PreflightError(f"{pattern} matches no files")
             statistics[pattern] = frame_statistics(video_codes(paths))

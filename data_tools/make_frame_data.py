@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 
-from data_tools.checks import PreflightError, glob_files
-from serving.files import written_atomically
+from data_tools.checks import PreflightError
+from shards.files import expand_pattern, written_atomically
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 1 <= args.min_frames <= args.max_frames:
             raise PreflightError("need 1 <= --min_frames <= --max_frames")
-        inputs = glob_files(args.input_pattern)
+        inputs = expand_pattern(args.input_pattern)
         if not inputs:
             raise PreflightError(f"--input_pattern {args.input_pattern} matches no files")
         os.makedirs(args.output_dir, exist_ok=True)

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from data_tools.checks import PreflightError
-from serving.files import written_atomically
+from shards.files import written_atomically
 from trainer_module.features import NUM_CLASSES_2018
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 

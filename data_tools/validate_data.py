@@ -22,6 +22,7 @@ from data_tools.checks import (
     check_first_example,
     check_patterns,
 )
+from shards.files import compression_of
 from trainer_module.features import GENERATIONS, NUM_CLASSES_2017, NUM_CLASSES_2018
 
 BATCH = 512
@@ -39,7 +40,6 @@ def detect_generation(path: str) -> str | None:
     """The generation of a shard from its first record's id key."""
     import tensorflow as tf
 
-    from trainer_module.reader import compression_of
 
     for record in tf.data.TFRecordDataset(path, compression_of(path)).take(1):
         sequence = tf.train.SequenceExample.FromString(record.numpy())
@@ -55,9 +55,9 @@ def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None
     """Reads every record; raises PreflightError naming `path` on the first problem."""
     import tensorflow as tf
 
-    from serving.errors import op_error_reason
+    from shards.tf_errors import op_error_reason
     from trainer_module.features import LABELS_KEY
-    from trainer_module.reader import compression_of, parse_examples
+    from trainer_module.reader import parse_examples
 
     if "://" not in path and os.path.getsize(path) == 0:
         raise PreflightError(f"{path} is empty (0 bytes)")

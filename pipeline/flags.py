@@ -133,9 +133,36 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
     flags = {name: getattr(args, name) for name, field in _TRAINING_FIELDS.items()
              if field.metadata["flag"]}
     try:
-        return TrainingConfig(
+        training = TrainingConfig(
             model=args.model, **spec.to_dict(),
             num_classes=args.num_classes or TrainingConfig().num_classes,
             train_dir=args.train_dir or default_train_dir, model_hparams=model_hparams, **flags)
     except ValueError as error:
         raise PreflightError(str(error)) from None
+    check_model(training)
+    return training
+
+
+def check_model(training: TrainingConfig) -> None:
+    """Builds the model and loss `training` trains (the model name, its hyperparameters and
+    the loss all checked), before any pipeline is run or compiled; raises PreflightError."""
+    from trainer_module.losses import get_loss
+    from trainer_module.train import build_configured_model
+
+    try:
+        get_loss(training.label_loss, training.label_smoothing)
+        build_configured_model(training)
+    except ValueError as error:
+        raise PreflightError(str(error)) from None
+
+
+def pipeline_config_of(args: argparse.Namespace, training: TrainingConfig,
+                       **locations) -> PipelineConfig:
+    """The PipelineConfig of the flags both runners take (steps, blessing, cache, warm start,
+    in-place import), with `training` and what the runner decides itself (`locations`:
+    data_root, pipeline_root, serving_model_dir, Beam arguments, …)."""
+    return PipelineConfig(
+        train_steps=args.train_steps, eval_steps=args.eval_steps, gap_floor=args.gap_floor,
+        max_gap_regression=args.max_gap_regression, enable_cache=not args.no_cache,
+        warm_start=args.warm_start, import_examples=args.import_examples, training=training,
+        **locations)

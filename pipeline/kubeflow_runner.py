@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import sys
 
@@ -22,13 +23,15 @@ from pipeline.flags import (
     add_blessing_flags,
     add_training_flags,
     parse_args_with_preset,
+    pipeline_config_of,
     training_config_from_args,
 )
 from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
 from trainer_module.features import FeatureSpecError
 
 DEFAULT_PACKAGE = os.path.join("build", "kfp", "pipeline.yaml")
-DEFAULT_IMAGE = "yt8m-tfx:0.1.0"
+# The image `make image` builds: this project's name and version (pyproject.toml).
+DEFAULT_IMAGE = f"yt8m-tfx:{importlib.metadata.version('yt8m-tfx')}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +122,12 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     training = training_config_from_args(args, f"{root}/train_dir/{args.model}")
     if args.trainer_gpus and training.distribution == "none":
         training = dataclasses.replace(training, distribution="mirrored")
-    return PipelineConfig(
-        data_root=args.data_root, pipeline_root=root,
+    return pipeline_config_of(
+        args, training, data_root=args.data_root, pipeline_root=root,
         serving_model_dir=args.serving_model_dir or f"{root}/serving_model",
-        train_steps=args.train_steps, eval_steps=args.eval_steps, gap_floor=args.gap_floor,
-        max_gap_regression=args.max_gap_regression, enable_cache=not args.no_cache,
-        warm_start=args.warm_start, predict_data_pattern=args.predict_data_pattern,
-        import_examples=args.import_examples,
+        predict_data_pattern=args.predict_data_pattern,
         beam_pipeline_args=beam_pipeline_args(args.beam_runner, args.image, root,
-                                              args.beam_arg),
-        training=training)
+                                              args.beam_arg))
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gpus: int = 0,

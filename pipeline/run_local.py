@@ -26,6 +26,7 @@ from pipeline.flags import (
     add_blessing_flags,
     add_training_flags,
     parse_args_with_preset,
+    pipeline_config_of,
     training_config_from_args,
 )
 from pipeline.pipeline_config import (
@@ -131,36 +132,27 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
                     else beam_workers_for(local_bytes(files)))
     input_base, train_pattern, eval_pattern = split_patterns(
         os.path.abspath(train_glob), os.path.abspath(eval_glob))
-    config = PipelineConfig(
-        data_root=input_base, train_pattern=train_pattern, eval_pattern=eval_pattern,
-        pipeline_root=os.path.abspath(args.pipeline_root),
+    config = pipeline_config_of(
+        args, training, data_root=input_base, train_pattern=train_pattern,
+        eval_pattern=eval_pattern, pipeline_root=os.path.abspath(args.pipeline_root),
         serving_model_dir=os.path.abspath(args.serving_model_dir),
-        metadata_path=args.metadata_path, train_steps=args.train_steps, eval_steps=args.eval_steps,
-        gap_floor=args.gap_floor, max_gap_regression=args.max_gap_regression,
-        enable_cache=not args.no_cache, warm_start=args.warm_start,
+        metadata_path=args.metadata_path,
         predict_data_pattern=(os.path.abspath(args.predict_data_pattern)
                               if args.predict_data_pattern else None),
-        import_examples=args.import_examples, tune_trials=args.tune,
-        beam_pipeline_args=direct_runner_args(beam_workers), training=training)
+        tune_trials=args.tune, beam_pipeline_args=direct_runner_args(beam_workers))
     return config, files
 
 
-def check_model_and_data(config: PipelineConfig, files: dict[str, list[str]],
-                         num_classes_given: bool) -> tuple[PipelineConfig, list[str]]:
-    """Checks that need TensorFlow: model/loss names, the data's generation, features, labels
-    and integrity. Returns the config (adapted to 2017 data) and notes for the user."""
+def check_data(config: PipelineConfig, files: dict[str, list[str]],
+               num_classes_given: bool) -> tuple[PipelineConfig, list[str]]:
+    """Checks that read the data (the flags built the model and loss already): its
+    generation, features, labels and integrity, and the train_dir's checkpoints. Returns the
+    config (adapted to 2017 data) and notes for the user."""
     from data_tools.validate_data import detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
-    from trainer_module.losses import get_loss
-    from trainer_module.train import build_configured_model
 
     notes = []
     training = config.training
-    try:
-        get_loss(training.label_loss, training.label_smoothing)
-        build_configured_model(training)
-    except ValueError as error:
-        raise PreflightError(str(error)) from None
     first = files["--train_data_pattern"][0]
     generation = detect_generation(first)
     if generation == "2017" and not num_classes_given:
@@ -217,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args_with_preset(build_parser(), argv)
     try:
         config, files = config_from_args(args)
-        config, notes = check_model_and_data(config, files, args.num_classes is not None)
+        config, notes = check_data(config, files, args.num_classes is not None)
     except (PreflightError, FeatureSpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -235,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.summary import format_summary, latest_run_result
 
-    print(format_summary(latest_run_result(config.metadata_sqlite), config.pipeline_root))
+    print(format_summary(latest_run_result(config.metadata_sqlite)))
     return 0
 
 

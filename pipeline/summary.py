@@ -9,10 +9,8 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from trainer_module.metrics import METRIC_NAMES
-from trainer_module.metrics import METRIC_TITLES as _TITLES
+from trainer_module.metrics import METRIC_NAMES, TOP_K, metric_titles
 
-METRIC_TITLES = {**_TITLES, "example_count": "examples"}
 BASELINE_MODEL = "BaselineModel"  # key of the LatestPushedModel output among the artifacts
 
 
@@ -31,6 +29,7 @@ class RunResult:
     predictions_csv: str | None = None  # the BatchPredict step's CSV, if it ran and predicted
     report_html: str | None = None  # the EvaluationReport step's page
     neighbour_weight: float = 0.0  # the candidate's --neighbour_weight (its training config)
+    top_k: int = TOP_K  # the candidate's --top_k, the k of its GAP@k
 
 
 def _serving_model_dir(model_uri: str) -> str:
@@ -119,6 +118,7 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
     from trainer_module.export import load_training_config
 
     evaluation_metrics = load_evaluation(evaluation.uri)
+    training = load_training_config(_serving_model_dir(artifacts["Model"].uri))
     candidate = evaluation_metrics["candidate"]["Overall"]
     baseline = evaluation_metrics.get("baseline", {}).get("Overall", {})
     if not _baseline_was_pushed(artifacts.get(BASELINE_MODEL)):
@@ -144,14 +144,15 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         training_history=_training_history(artifacts["Model"].uri),
         predictions_csv=predictions_csv,
         report_html=_report_path(artifacts),
-        neighbour_weight=load_training_config(
-            _serving_model_dir(artifacts["Model"].uri)).neighbour_weight,
+        neighbour_weight=training.neighbour_weight,
+        top_k=training.top_k,
     )
 
 
-def format_summary(result: RunResult, pipeline_root: str) -> str:
+def format_summary(result: RunResult) -> str:
     """A short human summary: metrics table, blessing, pushed path, TensorBoard command."""
     names = [*METRIC_NAMES, "example_count"]
+    titles = {**metric_titles(result.top_k), "example_count": "examples"}
     lines = ["", "Validate split", f"  {'metric':<10} {'candidate':>10} {'baseline':>10}"]
     for name in names:
         if name not in result.metrics:
@@ -159,7 +160,7 @@ def format_summary(result: RunResult, pipeline_root: str) -> str:
         value = result.metrics[name]
         base = result.baseline_metrics.get(name)
         fmt = (lambda v: f"{v:>10.0f}") if name == "example_count" else (lambda v: f"{v:>10.4f}")
-        lines.append(f"  {METRIC_TITLES[name]:<10} {fmt(value)} "
+        lines.append(f"  {titles[name]:<10} {fmt(value)} "
                      f"{fmt(base) if base is not None else '         -'}")
     history = result.training_history
     if history.get("resumed_from_step"):

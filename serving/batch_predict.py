@@ -12,15 +12,16 @@ test shards without labels, video- or frame-level, 2018 (`id`) or 2017 (`video_i
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from collections.abc import Iterator
 
 import numpy as np
 
-from serving.errors import op_error_reason
-from serving.files import written_atomically
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
+from shards.files import compression_of, expand_pattern, written_atomically
+from shards.tf_errors import op_error_reason
+
+INFERENCE_BATCH_SIZE = 256  # records scored at once by batch inference and evaluation
 
 CSV_HEADER = "VideoId,LabelConfidencePairs"
 
@@ -51,9 +52,9 @@ def score_shards(model_dir: str, files: list[str], batch_size: int
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
         try:
-            records = tf.data.TFRecordDataset(path, compression).batch(batch_size).prefetch(1)
+            records = tf.data.TFRecordDataset(path, compression_of(path))
+            records = records.batch(batch_size).prefetch(1)
             for batch in records:
                 outputs = serve(examples=batch)
                 video_ids = [v.decode("utf-8") for v in outputs["video_id"].numpy()]
@@ -70,13 +71,13 @@ def score_shards(model_dir: str, files: list[str], batch_size: int
 
 
 def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: str,
-                          top_k_classes: int = 20, batch_size: int = 256,
+                          top_k_classes: int = 20, batch_size: int = INFERENCE_BATCH_SIZE,
                           progress: bool = True) -> int:
     """Writes the Kaggle CSV for every record matched by `input_data_pattern`; returns the
     number of videos. The file appears only when complete."""
     from tqdm import tqdm
 
-    files = sorted(glob.glob(input_data_pattern))
+    files = expand_pattern(input_data_pattern)
     if not files:
         raise BatchPredictError(f"--input_data_pattern {input_data_pattern} matches no files")
     model_dir = resolve_model_dir(model_dir)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input_data_pattern", required=True, help="glob of TFRecord shards")
     parser.add_argument("--output_file", required=True, help="the CSV to write")
     parser.add_argument("--top_k", type=int, default=20, help="predictions per video")
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=INFERENCE_BATCH_SIZE)
     args = parser.parse_args(argv)
     if args.top_k <= 0 or args.batch_size <= 0:
         parser.error("--top_k and --batch_size must be positive")

@@ -1,9 +1,6 @@
-"""Errors of the serving code: TF Serving's refusals, and TensorFlow's multi-line op errors as
-the one line a user needs."""
+"""Errors of the serving code: TF Serving's refusals."""
 
 from __future__ import annotations
-
-import re
 
 
 class ServingError(Exception):
@@ -12,14 +9,3 @@ class ServingError(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-_NOISE = ("Graph execution error", "Detected at node", "[[", "File ", "Traceback")
-
-
-def op_error_reason(message: str) -> str:
-    """The cause in a TF error message, without stack frames, node names and op suffixes."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    causes = [line for line in lines if not line.startswith(_NOISE)]
-    reason = causes[-1] if causes else (lines[0] if lines else "unknown TensorFlow error")
-    return re.sub(r"\s*\[Op:[^\]]*\]$", "", reason)

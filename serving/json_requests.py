@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
 
 import numpy as np
 import orjson
@@ -29,37 +28,9 @@ MAX_JSON_DEPTH = 64
 _DTYPE_NAMES = {tf.float32: "float", tf.float64: "double", tf.int8: "int8", tf.int16: "int16",
                 tf.int32: "int32", tf.uint8: "uint8", tf.int64: "int64", tf.uint32: "uint32",
                 tf.uint64: "uint64", tf.bool: "bool", tf.string: "string"}
-_NONFINITE_TOKENS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
 # --- parsing ----------------------------------------------------------------------------------
-
-def parse_json(body: bytes) -> dict:
-    """The request's top-level JSON object (`ParseJson`)."""
-    if not body.strip():
-        raise ServingError("JSON Parse error: The document is empty")
-    try:
-        document = orjson.loads(body)  # fast; refuses NaN tokens and nesting over 1024
-    except orjson.JSONDecodeError as error:
-        document = _parse_with_nonfinite_tokens(body, error)
-    if not isinstance(document, dict):
-        raise ServingError(f"JSON Value: {debug_text(document)} Is not object")
-    return document
-
-
-def _parse_with_nonfinite_tokens(body: bytes, orjson_error: Exception) -> Any:
-    """Python's parser, which reads NaN/Infinity like rapidjson's kParseNanAndInfFlag and,
-    like kParseStopWhenDoneFlag, ignores what follows the document."""
-    try:
-        text = body.decode("utf-8").lstrip()
-        document, _ = json.JSONDecoder(parse_constant=_NONFINITE_TOKENS.__getitem__).raw_decode(
-            text)
-    except (UnicodeDecodeError, ValueError):
-        raise ServingError(f"JSON Parse error: {orjson_error}") from None
-    except RecursionError:
-        raise ServingError("JSON Parse error: the document is nested too deeply") from None
-    return document
-
 
 def signature_name(document: dict) -> str:
     """`signature_name`, "" when absent (`FillSignature`)."""

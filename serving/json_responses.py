@@ -6,7 +6,10 @@ keep a decimal point when whole (`WriteDecimal`), non-finite floats are the bare
 `NaN`, `Infinity`, `-Infinity`; only outputs named `*_bytes` are written as `{"b64": …}`
 (`IsNamedTensorBytes`); classify/regress answers are `results`. Unlike TF Serving, which
 writes string outputs as raw bytes, an output string that is not UTF-8 is written with
-U+FFFD replacements (JSON text must be UTF-8).
+U+FFFD replacements (JSON text must be UTF-8). An output of a type `AddSingleValueAndAdvance`
+has no case for (half, bfloat16, complex, uint16, quantized, resource, variant, …) is refused
+as it refuses it, with 400 "Failed to write JSON value for tensor type: <type>", once it
+has a value to write (an empty one is written as `[]`).
 """
 
 from __future__ import annotations
@@ -15,17 +18,40 @@ import base64
 
 import numpy as np
 import orjson
+from tensorflow.core.framework import types_pb2
 
 from serving.errors import ServingError
 
+# The tensor types json_tensor.cc `AddSingleValueAndAdvance` writes; any other fails there.
+WRITABLE_DTYPES = frozenset((
+    types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_INT16,
+    types_pb2.DT_INT8, types_pb2.DT_UINT8, types_pb2.DT_STRING, types_pb2.DT_INT64,
+    types_pb2.DT_BOOL, types_pb2.DT_UINT32, types_pb2.DT_UINT64))
 
-def predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
-    """`MakeJsonFromTensors`: the response body of a predict request."""
+
+def data_type_string(dtype: int) -> str:
+    """TensorFlow's `DataTypeString` of a DataType enum value: DT_HALF → "half"."""
+    return types_pb2.DataType.Name(dtype)[len("DT_"):].lower()
+
+
+def check_writable(dtype: int, size: int) -> None:
+    """Raises ServingError as TF Serving's writer fails on a tensor it cannot write."""
+    if dtype not in WRITABLE_DTYPES and size > 0:
+        raise ServingError(
+            f"Failed to write JSON value for tensor type: {data_type_string(dtype)}")
+
+
+def predict_response(outputs: dict[str, np.ndarray], row_format: bool,
+                     dtypes: dict[str, int]) -> bytes:
+    """`MakeJsonFromTensors`: the response body of a predict request; `dtypes` are the
+    outputs' DataType enum values, as the SignatureDef declares them."""
     if not outputs:
         raise ServingError("Cannot convert empty tensor map to JSON")
     names = sorted(outputs)
-    values = {name: _json_value(name, outputs[name]) for name in names}
     if not row_format:
+        for name in names:
+            check_writable(dtypes[name], np.size(outputs[name]))
+        values = {name: _json_value(name, outputs[name]) for name in names}
         return _dumps({"outputs": values[names[0]] if len(names) == 1 else values})
     batch_size = None
     for name in names:
@@ -36,6 +62,9 @@ def predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
             raise ServingError(f"Tensor name: {name} has inconsistent batch size: {size} "
                                f"expecting: {batch_size}")
         batch_size = size
+    for name in names:  # after the batch sizes, as MakeRowFormatJsonFromTensors checks them
+        check_writable(dtypes[name], np.size(outputs[name]))
+    values = {name: _json_value(name, outputs[name]) for name in names}
     if len(names) == 1:
         return _dumps({"predictions": values[names[0]]})
     return _dumps({"predictions": [{name: values[name][row] for name in names}
@@ -97,15 +126,18 @@ def _json_value(name: str, array: np.ndarray):
 
 
 def _nonfinite_fragments(array: np.ndarray):
-    """Nested lists whose numbers are written as `WriteDecimal` writes them, NaN and
-    ±Infinity as bare tokens (orjson would write null)."""
-    def number(value):
+    """Nested lists of JSON fragments: each number as orjson writes it in the array's own
+    precision (the shortest text that reads back as the same float32), NaN and ±Infinity as
+    `WriteDecimal`'s bare tokens (orjson would write null)."""
+    def number(value) -> orjson.Fragment:
         if np.isnan(value):
             return orjson.Fragment(b"NaN")
         if np.isinf(value):
             return orjson.Fragment(b"-Infinity" if value < 0 else b"Infinity")
-        return value
+        return orjson.Fragment(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
 
     if array.ndim == 0:
         return number(array[()])
-    return np.vectorize(number, otypes=[object])(array).tolist()
+    fragments = np.empty(array.size, dtype=object)
+    fragments[:] = [number(value) for value in array.ravel()]  # numpy scalars, not floats
+    return fragments.reshape(array.shape).tolist()

@@ -14,7 +14,6 @@ video id (`video_id` or `id`) and its classes as any of:
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from serving.batch_predict import CSV_HEADER, format_csv_row, top_k
-from serving.files import written_atomically
+from shards.files import expand_pattern, written_atomically
 
 CLASS_AND_SCORE_KEYS = (("class_indexes", "predictions"), ("top_k_class_ids", "top_k_scores"))
 
@@ -32,7 +31,9 @@ class ConversionError(Exception):
 
 
 def _predictions_in(path: str) -> Iterator[tuple[int, dict]]:
-    with open(path) as f:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path) as f:
         text = f.read()
     try:
         document = json.loads(text)
@@ -75,7 +76,7 @@ def csv_row(prediction: dict, k: int, where: str) -> str:
 
 def convert(pattern: str, csv_output_file: str, k: int = 20) -> int:
     """Writes the CSV (only once complete) and returns the number of rows."""
-    files = sorted(glob.glob(pattern))
+    files = expand_pattern(pattern)
     if not files:
         raise ConversionError(f"--json_prediction_files_pattern {pattern} matches no files")
     count = 0

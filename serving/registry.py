@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 
 from tensorflow.core.protobuf import error_codes_pb2
 
-from serving.errors import ServingError, op_error_reason
+from serving.errors import ServingError
 from serving.model_dir import available_versions
 from serving.session_model import SessionModel
+from shards.tf_errors import op_error_reason
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,13 @@ import numpy as np
 import orjson
 import tensorflow as tf
 from google.protobuf import json_format
+from tensorflow.core.framework import types_pb2
 
-from serving import json_examples, json_requests, json_responses
-from serving.errors import ServingError, op_error_reason
+from serving import json_examples, json_parse, json_requests, json_responses
+from serving.errors import ServingError
 from serving.registry import ModelRegistry, Servable
 from serving.session_model import SessionModel
+from shards.tf_errors import op_error_reason
 
 DEFAULT_MODEL_NAME = "yt8m"
 DEFAULT_PORT = 8501
@@ -76,7 +78,11 @@ def predict(servable: Servable, document: dict, signature: str) -> bytes:
     if name not in model.signature_defs:
         raise ServingError(f'Serving signature name: "{name}" not found in signature def')
     inputs, row_format = json_requests.predict_inputs(document, model.input_specs(name))
-    return json_responses.predict_response(_run(model, name, inputs), row_format)
+    dtypes = {alias: info.dtype for alias, info in model.signature_defs[name].outputs.items()}
+    for alias in sorted(dtypes):
+        if dtypes[alias] == types_pb2.DT_VARIANT:  # Python cannot fetch it: refused before
+            json_responses.check_writable(dtypes[alias], 1)
+    return json_responses.predict_response(_run(model, name, inputs), row_format, dtypes)
 
 
 def classify_or_regress(servable: Servable, document: dict, signature: str,
@@ -103,6 +109,7 @@ def classify_or_regress(servable: Servable, document: dict, signature: str,
     if not set(wanted) & set(signature_def.outputs):
         raise ServingError(f"No {kind} outputs found in SignatureDef: {signature_def}")
     outputs = _run(model, name, {"inputs": np.array(examples, dtype=object)})
+    dtypes = {alias: info.dtype for alias, info in signature_def.outputs.items()}
     if verb == "regress":
         values = outputs["outputs"]
         if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
@@ -111,13 +118,31 @@ def classify_or_regress(servable: Servable, document: dict, signature: str,
         if values.shape[0] != len(examples):
             raise ServingError("Input batch size did not match output batch size: "
                                f"{len(examples)} vs. {values.shape[0]}")
+        _expect_dtype("output", dtypes["outputs"], types_pb2.DT_FLOAT, ".  Got: ")
         return json_responses.regress_response(values)
     classes, scores = outputs.get("classes"), outputs.get("scores")
-    for output in (classes, scores):
-        if output is not None and (output.ndim != 2 or output.shape[0] != len(examples)):
+    # regressor.cc / classifier.cc PostProcess*Result: shape, then type, then batch size.
+    for output, alias, wanted in ((classes, "classes", types_pb2.DT_STRING),
+                                  (scores, "scores", types_pb2.DT_FLOAT)):
+        if output is None:
+            continue
+        if output.ndim != 2:
             raise ServingError("Expected Tensor shape: [batch_size num_classes] but got "
                                f"{list(output.shape)}")
+        _expect_dtype(alias, dtypes[alias], wanted, ". Got: ")
+        if output.shape[0] != len(examples):
+            raise ServingError(f"Expected {alias} output batch size of {len(examples)}. Got: "
+                               f"{output.shape[0]}")
+    if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+        raise ServingError("Tensors class and score should match in dim_size(1). Got "
+                           f"{classes.shape[1]} vs. {scores.shape[1]}")
     return json_responses.classify_response(classes, scores)
+
+
+def _expect_dtype(alias: str, dtype: int, wanted: int, separator: str) -> None:
+    if dtype != wanted:
+        raise ServingError(f"Expected {alias} Tensor of {types_pb2.DataType.Name(wanted)}"
+                           f"{separator}{types_pb2.DataType.Name(dtype)}")
 
 
 def metadata(name: str, servable: Servable) -> bytes:
@@ -175,7 +200,7 @@ class RestApi:
         if method == "POST":
             if match["verb"] not in ("predict", "classify", "regress"):
                 raise malformed  # the path pattern ignores case, the dispatch does not
-            document = json_requests.parse_json(self._read_body(environ))
+            document = json_parse.parse_json(self._read_body(environ))
             signature = json_requests.signature_name(document)
             self._check_label(label)
             with self.registry.use(name, version) as servable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -131,3 +132,31 @@ def saved_model_cli_outputs(model_dir: str, records: list[bytes], workdir: str,
                    check=True, capture_output=True)
     return {name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
             for name in os.listdir(outdir)}
+
+
+def save_tf1_model(path: str, session, signatures: dict) -> None:
+    """Saves `session`'s graph and variables as a SavedModel tagged `serve` with TF1
+    SignatureDefs, as TF Serving's own test models are built."""
+    session.run(tf.compat.v1.global_variables_initializer())
+    builder = tf.compat.v1.saved_model.Builder(path)
+    builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map=signatures)
+    builder.save()
+
+
+def rest_client(name: str, base: str, **server_options):
+    """A WSGI test client of the local REST server serving the versions under `base`."""
+    from werkzeug.test import Client
+
+    from serving.registry import ModelRegistry
+    from serving.server import create_app
+
+    registry = ModelRegistry(name, base)
+    registry.refresh()
+    return Client(create_app(registry, **server_options))
+
+
+def post(client, path: str, body) -> tuple[int, str]:
+    """POSTs `body` (JSON-encoded unless already text or bytes); the status and text."""
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    response = client.post(path, data=data, content_type="application/json")
+    return response.status_code, response.get_data(as_text=True)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.evaluate import evaluate_saved_model
-from pipeline.evaluate import main as evaluate_main
+from evaluation.offline_eval import evaluate_saved_model
+from evaluation.offline_eval import main as evaluate_main
 from serving.batch_predict import main as predict_main
 from serving.batch_predict import top_k
 from serving.json_to_csv import main as json_to_csv_main
@@ -146,7 +146,8 @@ def test_evaluation_cli_matches_metrics_and_writes_the_report(serving_base, tiny
     labels = np.concatenate([y for _, y in make_dataset(pattern, spec, 3862, 1000)])
     expected = EvaluationMetrics(3862, 20)
     expected.add(scores, labels)
-    assert evaluate_saved_model(serving_base, pattern) == pytest.approx(expected.result())
+    assert evaluate_saved_model(serving_base, pattern) == pytest.approx(
+        {**expected.result(), "top_k": 20})
 
     report = tmp_path / "report.html"
     assert evaluate_main(["--model_dir", serving_base, "--eval_data_pattern", pattern,
@@ -169,3 +170,51 @@ def test_evaluation_of_unlabelled_data_is_refused(tmp_path, capsys, serving_base
     assert evaluate_main(["--model_dir", serving_base, "--eval_data_pattern",
                           str(tmp_path / "*.tfrecord"), "--report", ""]) == 2
     assert "has no labels; evaluation needs labelled data" in capsys.readouterr().err
+
+
+def test_gap_is_labelled_with_the_configured_k_everywhere():
+    """--top_k=5 makes GAP@5: in the HTML report, `make evaluate` and the run summary."""
+    from evaluation.offline_eval import format_metrics
+    from evaluation.report import ReportAccumulator
+    from pipeline.summary import RunResult, format_summary
+
+    rng = np.random.default_rng(0)
+    report = ReportAccumulator(10, top_k=5, per_vertical=False)
+    report.add(rng.random((8, 10)), (rng.random((8, 10)) < 0.2).astype(np.float32))
+    page = report.html("t", {})
+    assert "<td>GAP@5</td>" in page and "GAP@20" not in page
+    metrics = {**report.metrics(), "top_k": 5}
+    assert format_metrics(metrics).startswith("GAP@5 ")
+    summary = format_summary(RunResult(
+        metrics={**metrics, "example_count": 8}, baseline_metrics={}, blessed=True,
+        pushed_path=None, model_uri="m", model_run_uri=None, evaluation_uri="e",
+        training_history={}, top_k=5))
+    assert "  GAP@5 " in summary and "GAP@20" not in summary
+
+
+def test_infer_evaluate_and_json_to_csv_read_patterns_on_other_filesystems(
+        tmp_path, serving_base, tiny_data_root):
+    """TensorFlow's ram:// filesystem stands in for gs:// or s3://: one pattern helper
+    (shards.files.expand_pattern) expands them all."""
+    local = os.path.join(tiny_data_root, "validate", "*.tfrecord")
+    remote_dir = f"ram://{tmp_path.name}/validate"
+    tf.io.gfile.makedirs(remote_dir)
+    for path in sorted(tf.io.gfile.glob(local)):
+        tf.io.gfile.copy(path, f"{remote_dir}/{os.path.basename(path)}")
+    remote = f"{remote_dir}/*.tfrecord"
+
+    assert evaluate_saved_model(serving_base, remote) == evaluate_saved_model(serving_base,
+                                                                              local)
+    for pattern, name in ((local, "local.csv"), (remote, "remote.csv")):
+        assert predict_main(["--model_dir", serving_base, "--input_data_pattern", pattern,
+                             "--output_file", str(tmp_path / name)]) == 0
+    assert (tmp_path / "local.csv").read_text() == (tmp_path / "remote.csv").read_text()
+
+    ids, scores = in_process(os.path.join(serving_base, "1"), local)
+    with tf.io.gfile.GFile(f"ram://{tmp_path.name}/predictions.json", "w") as f:
+        f.write(json.dumps({"predictions": [{"video_id": i, "scores": s.tolist()}
+                                            for i, s in zip(ids, scores, strict=True)]}))
+    assert json_to_csv_main(["--json_prediction_files_pattern",
+                             f"ram://{tmp_path.name}/*.json",
+                             "--csv_output_file", str(tmp_path / "from_json.csv")]) == 0
+    assert list(read_predictions(tmp_path / "from_json.csv")) == ids

@@ -52,8 +52,9 @@ def test_base_image_is_a_pinned_python_of_the_venvs_version():
 
 def test_copied_files_exist_and_are_in_the_context():
     sources = copied_sources()
-    assert {"trainer_module", "components", "pipeline", "serving", "pyproject.toml"} <= set(
-        sources)
+    # Every package the project installs (pyproject.toml), and its metadata.
+    packages = {path.parent.name for path in pathlib.Path(PROJECT_ROOT).glob("*/__init__.py")}
+    assert packages - {"tests", "bench"} | {"pyproject.toml"} <= set(sources)
     for source in sources:
         assert os.path.exists(os.path.join(PROJECT_ROOT, source)), source
         assert not ignored(source), f"{source} is excluded by .dockerignore"
@@ -118,7 +119,8 @@ def spec_module_paths(spec_path) -> set[str]:
         text = f.read()
     paths = set(re.findall(r"--executor_class_path\n\s+- ([\w.]+)", text))
     paths |= set(re.findall(r"- -m\n\s+- ([\w.]+)", text))
-    project = r"(?<![\w.])(?:trainer_module|components|pipeline|serving)(?:\.\w+)+"
+    project = (r"(?<![\w.])(?:shards|trainer_module|evaluation|components|pipeline|serving)"
+               r"(?:\.\w+)+")
     return paths | set(re.findall(project, text))
 
 

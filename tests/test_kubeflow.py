@@ -157,3 +157,35 @@ def test_submitting_a_missing_package_is_one_line(capsys, tmp_path):
     assert main(["submit", "--host", "http://kfp.example", "--package",
                  str(tmp_path / "none.yaml")]) == 2
     assert "does not exist; run `make compile-kfp` first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [
+    ["--model", "NoSuchModel"],
+    ["--model", "LogisticModel", "--moe_num_mixtures", "3"],
+    ["--label_loss", "L1"],
+    ["--label_smoothing", "1.5"],
+    ["--preset", "no-such-preset"],
+    ["--model", "DbofModel", "--dbof_pooling_method", "median"],
+])
+def test_compile_refuses_what_the_local_runner_refuses_and_writes_no_spec(
+        capsys, tmp_path, tiny_data_root, flags):
+    from pipeline.run_local import main as run_local
+
+    def exit_code(run, argv: list[str]) -> int:
+        try:
+            return run(argv)
+        except SystemExit as exit_:  # argparse's refusals (an unknown --preset)
+            return exit_.code
+
+    def error_line(err: str) -> str:  # after the program's name, which argparse puts first
+        return err.strip().splitlines()[-1].split("error: ", 1)[1]
+
+    output = tmp_path / "pipeline.yaml"
+    cluster = [flag for flag in CLUSTER_FLAGS if flag not in ("--moe_num_mixtures", "4")]
+    assert exit_code(main, ["compile", "--output", str(output), *cluster, *flags]) == 2
+    compile_error = error_line(capsys.readouterr().err)
+    assert not output.exists()
+    assert exit_code(run_local, ["--data_root", tiny_data_root, "--pipeline_root",
+                                 str(tmp_path / "root"), *flags]) == 2
+    assert not (tmp_path / "root").exists()
+    assert compile_error == error_line(capsys.readouterr().err)

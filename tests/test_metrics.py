@@ -36,7 +36,8 @@ def starter_map(predictions, labels, top_k=20):
             if actual > 0:
                 hits += 1
                 ap += hits / rank
-        aps.append(ap / positives if positives else 0.0)
+        if positives:  # MeanAveragePrecisionCalculator(filter_empty_classes=True)
+            aps.append(ap / positives)
     return float(np.mean(aps))
 
 
@@ -50,9 +51,9 @@ def test_gap_hand_worked():
     assert metrics["hit_at_one"] == pytest.approx(1.0)
     # PERR: video 0 has 2 labels, top-2 = {0, 1} → 1/2; video 1 has 1 label, top-1 = {2} → 1.
     assert metrics["perr"] == pytest.approx(0.75)
-    # mAP over 4 classes: class 0 AP 1, class 1 no positives → 0, class 2 AP 1,
-    # class 3 has a positive but never entered a top-2 → 0.
-    assert metrics["map"] == pytest.approx(0.5)
+    # mAP over the 3 classes with positives: class 0 AP 1, class 2 AP 1, class 3 has a
+    # positive but never entered a top-2 → 0; class 1 has none and does not count.
+    assert metrics["map"] == pytest.approx(2 / 3)
 
 
 def test_perr_ignores_non_positive_scores_and_counts_unlabelled_videos_as_zero():
@@ -158,3 +159,14 @@ def test_scores_from_ranked_top_k_equal_scores_from_all_classes(levels):
         expected, abs=1e-12)
     assert metrics.result()["perr"] == pytest.approx(starter_perr(predictions, labels), abs=1e-12)
     assert from_ranked.perr[0] == pytest.approx(np.mean(predictions[0] > 0) * 1.0)
+
+
+def test_nan_scores_are_refused_with_one_clear_line():
+    predictions = np.array([[0.9, 0.1, 0.2], [np.nan, 0.5, 0.1]], np.float32)
+    labels = np.array([[1, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match=r"^the model scored NaN for 1 of 2 videos \(the first "
+                                         r"at index 1 of its batch\)"):
+        evaluate(predictions, labels, top_k=2)
+    with pytest.raises(ValueError, match="scored NaN"):
+        VideoScores.of_ranked(np.array([[0, 2], [1, 2]]), np.array([[0.9, 0.2], [np.nan, 0.1]]),
+                              predictions, labels)

@@ -99,6 +99,6 @@ def test_the_summary_says_the_training_gap_comes_before_the_blend():
                        model_uri="model", model_run_uri=None, evaluation_uri="evaluation",
                        training_history=history, neighbour_weight=0.15)
     assert "kept step 10 of 20 (best validation GAP 0.6000 before the neighbour blend)" in (
-        format_summary(result, "root"))
+        format_summary(result))
     result.neighbour_weight = 0.0
-    assert "kept step 10 of 20 (best validation GAP 0.6000)\n" in format_summary(result, "root")
+    assert "kept step 10 of 20 (best validation GAP 0.6000)\n" in format_summary(result)

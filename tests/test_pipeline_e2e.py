@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.report import score_labelled_files
 from components.tfma_metrics import tfma_vertical_rows
-from pipeline.evaluate import evaluate_saved_model
+from evaluation.offline_eval import evaluate_saved_model
+from evaluation.report import score_labelled_files
 from pipeline.run_local import main
 from pipeline.summary import latest_run_result
 from serving.batch_predict import main as batch_predict_main

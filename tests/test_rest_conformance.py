@@ -19,10 +19,8 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
-from werkzeug.test import Client
 
-from serving.registry import ModelRegistry
-from serving.server import create_app
+from tests.helpers import post, rest_client, save_tf1_model
 
 NAME = "conformance"
 PREDICT = f"/v1/models/{NAME}:predict"
@@ -72,25 +70,14 @@ def build_conformance_model(path: str) -> None:
             "regress_x": signature({"inputs": info(examples)},
                                    {"outputs": info(parsed["x"] * scale)}, regress),
         }
-        session.run(v1.global_variables_initializer())
-        builder = v1.saved_model.Builder(path)
-        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map=signatures)
-        builder.save()
+        save_tf1_model(path, session, signatures)
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     base = tmp_path_factory.mktemp("conformance")
     build_conformance_model(str(base / "3"))
-    registry = ModelRegistry(NAME, str(base))
-    registry.refresh()
-    return Client(create_app(registry, max_request_bytes=100_000))
-
-
-def post(client, path, body):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    response = client.post(path, data=data, content_type="application/json")
-    return response.status_code, response.get_data(as_text=True)
+    return rest_client(NAME, str(base), max_request_bytes=100_000)
 
 
 def answer(client, path, body):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from data_tools.validate_data import main as validate_data
-from pipeline.run_local import build_parser, check_model_and_data, config_from_args
+from pipeline.run_local import build_parser, check_data, config_from_args
 from pipeline.run_local import main as run_local
 from tests.helpers import random_rows, write_video_examples
 
@@ -68,7 +68,7 @@ def test_2017_data_is_detected_and_adapted_to(capsys, tmp_path):
     args = build_parser().parse_args(["--data_root", str(tmp_path / "data"),
                                       "--pipeline_root", str(tmp_path / "out")])
     config, files = config_from_args(args)
-    config, notes = check_model_and_data(config, files, num_classes_given=False)
+    config, notes = check_data(config, files, num_classes_given=False)
     assert config.training.num_classes == 4716
     assert "is 2017 YouTube-8M data (video_id, 4716 classes)" in notes[0]
 

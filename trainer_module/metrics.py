@@ -19,7 +19,11 @@ import numpy as np
 
 METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
 TOP_K = 20  # GAP@20, the Kaggle metric; every top-k default derives from it
-METRIC_TITLES = {"gap": "GAP@20", "map": "mAP", "hit_at_one": "Hit@1", "perr": "PERR"}
+
+
+def metric_titles(top_k: int = TOP_K) -> dict[str, str]:
+    """Each metric's name as people read it, in METRIC_NAMES order; GAP's carries its k."""
+    return dict(zip(METRIC_NAMES, (f"GAP@{top_k}", "mAP", "Hit@1", "PERR"), strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,7 @@ class VideoScores:
         if predictions.shape != labels.shape or predictions.ndim != 2:
             raise ValueError(f"predictions {predictions.shape} and labels {labels.shape} must "
                              f"both be [batch, num_classes]")
+        _refuse_nan(predictions)
         top_k = min(top_k, predictions.shape[1])
         rows = np.arange(len(predictions))[:, None]
         top = _top_k_classes(predictions, top_k)
@@ -60,6 +65,7 @@ class VideoScores:
         """Like `of`, from top-k classes already ranked (as `tf.math.top_k` ranks them:
         descending, equal scores lower class first), so nothing is sorted again. Only the
         videos with more labels than k look at all of `predictions` for their PERR."""
+        _refuse_nan(np.asarray(top_scores))
         top_class_ids = np.asarray(top_class_ids, np.int32)
         labels = np.asarray(labels) > 0
         rows = np.arange(len(labels))[:, None]
@@ -183,6 +189,13 @@ class EvaluationMetrics:
                            ap_sums / self.positives_per_class, 0.0)
         return aps
 
+    def mean_average_precision(self) -> float:
+        """The mean of the per-class APs over the classes with a positive label in the data,
+        as the starter's MeanAveragePrecisionCalculator (filter_empty_classes) computes it."""
+        present = self.positives_per_class > 0
+        return float(self.per_class_average_precision()[present].mean()) if present.any() \
+            else 0.0
+
     def global_average_precision(self) -> float:
         _, scores, hits = self.pool()
         return average_precision(scores, hits, int(self.positives_per_class.sum()))
@@ -193,11 +206,21 @@ class EvaluationMetrics:
             raise ValueError("no examples were accumulated")
         return {
             "gap": self.global_average_precision(),
-            "map": float(self.per_class_average_precision().mean()),
+            "map": self.mean_average_precision(),
             "hit_at_one": self.sum_hit_at_one / self.num_examples,
             "perr": self.sum_perr / self.num_examples,
             "num_examples": self.num_examples,
         }
+
+
+def _refuse_nan(scores: np.ndarray) -> None:
+    """NaN scores have no rank: the model is broken (diverged training, bad input), and
+    metrics of it would mean nothing."""
+    nan_videos = np.isnan(scores).any(axis=-1)
+    if nan_videos.any():
+        raise ValueError(f"the model scored NaN for {int(nan_videos.sum())} of "
+                         f"{len(nan_videos)} videos (the first at index "
+                         f"{int(np.argmax(nan_videos))} of its batch); no metric can rank them")
 
 
 def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) -> float:

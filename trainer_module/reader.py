@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from shards.files import compression_of, expand_pattern
 from trainer_module.features import (
     DEFAULT_MAX_FRAMES,
     LABELS_KEY,
@@ -101,17 +102,12 @@ def model_input_names(spec: FeatureSpec) -> list[str]:
     return [*spec.names, NUM_FRAMES_KEY] if spec.is_frame_level else list(spec.names)
 
 
-def compression_of(file_pattern: str) -> str:
-    """TFX ExampleGen writes gzipped shards (`*.gz`); the public dataset is uncompressed."""
-    return "GZIP" if file_pattern.endswith(".gz") else ""
-
-
 def list_files(file_patterns: str | list[str]) -> list[str]:
     """Expands one or several glob patterns; raises FileNotFoundError naming the pattern."""
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = []
     for pattern in patterns:
-        matched = sorted(tf.io.gfile.glob(pattern))
+        matched = expand_pattern(pattern)
         if not matched:
             raise FileNotFoundError(f"data pattern matches no files: {pattern}")
         files.extend(matched)

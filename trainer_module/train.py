@@ -284,7 +284,7 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
         for name, value in metrics.items():
             tf.summary.scalar(name, value, step=train_steps)
 
-    history = {"resumed_from_step": initial_step,
+    history = {"resumed_from_step": initial_step, "replicas": strategy.num_replicas_in_sync,
                "final_step": max(initial_step, train_steps),
                "warm_started_from": warm_start_from if initial_step == 0 else None}
     if validation is not None and validation.gap_by_step:

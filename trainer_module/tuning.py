@@ -36,7 +36,7 @@ def tuner_fn(fn_args):
     from tfx.components.tuner.component import TunerFnResult
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
-    max_trials = int(fn_args.custom_config.get("tuning", {}).get("max_trials", 4))
+    max_trials = int(fn_args.custom_config["tuning"]["max_trials"])  # the pipeline's --tune
 
     def build(hp: keras_tuner.HyperParameters):
         define_search_space(hp, config)

@@ -16,8 +16,9 @@ import io
 
 import numpy as np
 
+from serving.batch_predict import INFERENCE_BATCH_SIZE
 from trainer_module.export import load_training_config
-from trainer_module.metrics import METRIC_TITLES, TOP_K, EvaluationMetrics
+from trainer_module.metrics import TOP_K, EvaluationMetrics, metric_titles
 
 
 class ReportAccumulator:
@@ -55,8 +56,9 @@ class ReportAccumulator:
         """The report page; plots are embedded PNGs. `vertical_rows` (vertical, videos, GAP),
         e.g. from TFMA's slices, replace the per-vertical GAP computed here."""
         metrics = self.metrics()
-        rows = "".join(f"<tr><td>{METRIC_TITLES[name]}</td><td>{metrics[name]:.4f}</td></tr>"
-                       for name in METRIC_TITLES)
+        titles = metric_titles(self.overall.top_k)
+        rows = "".join(f"<tr><td>{titles[name]}</td><td>{metrics[name]:.4f}</td></tr>"
+                       for name in titles)
         rows += f"<tr><td>videos</td><td>{metrics['num_examples']}</td></tr>"
         about = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>"
                         for k, v in details.items())
@@ -150,7 +152,8 @@ def _img(figure) -> str:
     return f"<img src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'>"
 
 
-def score_labelled_files(model_dir: str, files: list[str], batch_size: int = 256,
+def score_labelled_files(model_dir: str, files: list[str],
+                         batch_size: int = INFERENCE_BATCH_SIZE,
                          per_vertical: bool = True) -> ReportAccumulator:
     """Scores labelled shards with the exported model's `serving_default`."""
     import tensorflow as tf

@@ -1,33 +1,34 @@
 """Offline evaluation, like the starter code's `eval.py --run_once`: GAP/mAP/Hit@1/PERR of an
 exported model on any labelled data, computed by the same code as the Trainer and Evaluator.
 
-    python -m pipeline.evaluate --model_dir=serving_model \
+    python -m evaluation.offline_eval --model_dir=serving_model \
         --eval_data_pattern='data/sample/video/validate/*.tfrecord'
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
 
-from serving.batch_predict import BatchPredictError
+from serving.batch_predict import INFERENCE_BATCH_SIZE, BatchPredictError
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
+from shards.files import expand_pattern
 
 
 class EvaluationError(Exception):
     """Data or model that cannot be evaluated; the message says which."""
 
 
-def evaluate_saved_model(model_dir: str, eval_data_pattern: str, batch_size: int = 256,
+def evaluate_saved_model(model_dir: str, eval_data_pattern: str,
+                         batch_size: int = INFERENCE_BATCH_SIZE,
                          report_path: str | None = None) -> dict[str, float]:
-    """The four metrics and `num_examples` of the model in `model_dir` (or its latest
-    version); with `report_path`, also writes the HTML evaluation report there."""
-    from components.report import score_labelled_files
+    """The four metrics, `num_examples` and the `top_k` of GAP@k of the model in `model_dir`
+    (or its latest version); with `report_path`, also writes the HTML evaluation report."""
+    from evaluation.report import score_labelled_files
 
-    files = sorted(glob.glob(eval_data_pattern))
+    files = expand_pattern(eval_data_pattern)
     if not files:
         raise EvaluationError(f"--eval_data_pattern {eval_data_pattern} matches no files")
     model_dir = resolve_model_dir(model_dir)
@@ -42,13 +43,14 @@ def evaluate_saved_model(model_dir: str, eval_data_pattern: str, batch_size: int
         with open(report_path, "w") as f:
             f.write(report.html("YouTube-8M evaluation report",
                                 {"model": model_dir, "data": eval_data_pattern}))
-    return report.metrics()
+    return {**report.metrics(), "top_k": report.overall.top_k}
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    from trainer_module.metrics import METRIC_TITLES
+    from trainer_module.metrics import metric_titles
 
-    lines = [f"{title:<9} {metrics[name]:.4f}" for name, title in METRIC_TITLES.items()]
+    titles = metric_titles(metrics["top_k"])
+    lines = [f"{title:<9} {metrics[name]:.4f}" for name, title in titles.items()]
     return "\n".join([*lines, f"{'examples':<9} {metrics['num_examples']}"])
 
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_dir", default="serving_model",
                         help="a SavedModel, or a folder of versions (the latest is used)")
     parser.add_argument("--eval_data_pattern", required=True, help="glob of labelled shards")
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=INFERENCE_BATCH_SIZE)
     parser.add_argument("--output_json", help="also write the metrics to this file")
     parser.add_argument("--report", default="evaluation_report.html",
                         help="the HTML evaluation report to write ('' for none)")

@@ -56,20 +56,18 @@ _STARTER_RATE = re.compile(r"training step (\d+) \| Loss: [\d.na]+ Examples/sec:
 _TF2_ENVIRONMENT = ("TF2_BEHAVIOR", "TPU_ML_PLATFORM", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK")
 
 
-def _run_logged(command: list[str], log_path: str, cwd: str | None = None) -> str:
+def _run_logged(command: list[str], log_path: str, cwd: str | None = None) -> None:
     """Runs `command` in this process's environment as it was before TensorFlow was imported,
-    its output into `log_path`; returns that output, raising with its tail if it fails."""
+    its output into `log_path`; raises with the output's tail if it fails."""
     env = {key: value for key, value in os.environ.items() if key not in _TF2_ENVIRONMENT}
     with open(log_path, "w") as out:
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                 env=env, check=False)
-    with open(log_path) as f:
-        output = f.read()
     if result.returncode:
-        tail = "\n".join(output.splitlines()[-15:])
+        with open(log_path) as f:
+            tail = "\n".join(f.read().splitlines()[-15:])
         raise RuntimeError(f"{' '.join(command[:2])} exited {result.returncode} "
                            f"(log {log_path}):\n{tail}")
-    return output
 
 
 def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
@@ -79,7 +77,7 @@ def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
     level_flags = ["--frame_features"] if level == "frame" else []
     common = [f"--feature_names={features}", f"--feature_sizes={FEATURE_SIZES}", *level_flags]
     start = time.perf_counter()
-    output = _run_logged(
+    _run_logged(
         [args.starter_python, "train.py", f"--train_data_pattern={data_root}/train/*.tfrecord",
          f"--train_dir={train_dir}", f"--model={model}", *common,
          f"--batch_size={STARTER_BATCH_SIZE}", f"--max_steps={args.steps}",
@@ -89,21 +87,28 @@ def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
          f"--num_epochs={STARTER_EPOCHS}"],
         os.path.join(workdir, f"starter_{model}_train.log"), cwd=args.starter_dir)
     train_seconds = time.perf_counter() - start
-    # Each step is logged twice (tf.logging and absl): by step number.
-    rates = list({int(step): float(rate) for step, rate in _STARTER_RATE.findall(output)
-                  }.values())
-    if len(rates) < RATE_STEPS:
-        raise RuntimeError(f"the starter logged {len(rates)} training steps for {model}")
-    output = _run_logged(
+    _run_logged(
         [args.starter_python, "eval.py", f"--eval_data_pattern={data_root}/validate/*.tfrecord",
          f"--train_dir={train_dir}", "--run_once", f"--batch_size={STARTER_BATCH_SIZE}"],
         os.path.join(workdir, f"starter_{model}_eval.log"), cwd=args.starter_dir)
-    found = list(_STARTER_EVAL.finditer(output))
+    return {**starter_results(workdir, model), "train_seconds": train_seconds}
+
+
+def starter_results(workdir: str, model: str) -> dict:
+    """The starter's metrics (its eval.py's last line) and examples/s (the mean of the rates
+    its train.py logged for its last RATE_STEPS steps), read from its logs in `workdir`."""
+    with open(os.path.join(workdir, f"starter_{model}_train.log")) as f:
+        # Each step is logged twice (tf.logging and absl): by step number.
+        rates = list({int(step): float(rate) for step, rate in _STARTER_RATE.findall(f.read())
+                      }.values())
+    if len(rates) < RATE_STEPS:
+        raise RuntimeError(f"the starter logged {len(rates)} training steps for {model}")
+    with open(os.path.join(workdir, f"starter_{model}_eval.log")) as f:
+        found = list(_STARTER_EVAL.finditer(f.read()))
     if not found:
         raise RuntimeError(f"no metrics in the starter's eval.py output for {model}")
     metrics = {name: float(value) for name, value in found[-1].groupdict().items()}
-    return {**metrics, "examples_per_second": sum(rates[-RATE_STEPS:]) / RATE_STEPS,
-            "train_seconds": train_seconds}
+    return {**metrics, "examples_per_second": sum(rates[-RATE_STEPS:]) / RATE_STEPS}
 
 
 def run_ours(model: str, data_root: str, steps: int, workdir: str) -> dict:
@@ -168,11 +173,11 @@ def frame_data_root(video_root: str, workdir: str) -> str:
     return root
 
 
-def format_table(rows: list[dict], heading: str) -> str:
-    lines = [heading, "",
-             "| model | side | examples/s | vs starter | GAP@20 | mAP | Hit@1 | PERR | GAP ≥ "
-             f"starter − {GAP_TOLERANCE} |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def format_table(rows: list[dict]) -> str:
+    """Both sides of every model, at batch STARTER_BATCH_SIZE: the run's date, steps, data."""
+    lines = ["| model | date, steps, data | side | examples/s | vs starter | GAP@20 | mAP | "
+             f"Hit@1 | PERR | GAP ≥ starter − {GAP_TOLERANCE} |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         starter, ours = row["starter"], row["ours"]
         for side, values in (("starter", starter), ("this project", ours)):
@@ -181,8 +186,11 @@ def format_table(rows: list[dict], heading: str) -> str:
                 if is_ours else "-"
             met = ("yes" if ours["gap"] >= starter["gap"] - GAP_TOLERANCE else "**no**") \
                 if is_ours else ""
+            run = (f"{row['date']}, {row['steps']} steps, {row['data']}" if not is_ours
+                   else "")
             lines.append(
-                f"| {row['model']} | {side} | {values['examples_per_second']:,.0f} | {speed} | "
+                f"| {row['model']} | {run} | {side} | {values['examples_per_second']:,.0f} | "
+                f"{speed} | "
                 f"{values['gap']:.4f} | {values['map']:.4f} | {values['hit_at_one']:.4f} | "
                 f"{values['perr']:.4f} | {met} |")
     return "\n".join(lines)
@@ -233,19 +241,42 @@ def main(argv: list[str] | None = None) -> int:
         starter = run_starter(args, model, root, workdir)
         log(f"parity {model}: this project")
         ours = _ours_in_fresh_process(model, root, args.steps, workdir)
-        rows.append({"model": model, "data_root": root, "starter": starter, "ours": ours})
+        rows.append({"model": model, "date": str(datetime.date.today()), "steps": args.steps,
+                     "data": _described(root), "starter": starter, "ours": ours})
         log(f"parity {model}: GAP {starter['gap']:.3f} vs {ours['gap']:.4f}, "
             f"{ours['examples_per_second'] / starter['examples_per_second']:.2f}x examples/s")
-    heading = (f"Parity with the starter code, {datetime.date.today()}: {args.steps} steps at "
-               f"batch {STARTER_BATCH_SIZE} on {data_root}; logs in {workdir}")
-    table = format_table(rows, heading)
+    table = format_table(merge_results(rows))
     print(table)
-    with open(os.path.join(HERE, "parity.json"), "w") as f:
-        json.dump({"date": str(datetime.date.today()), "steps": args.steps, "rows": rows}, f,
-                  indent=2)
-    with open(os.path.join(HERE, "parity.md"), "w") as f:
-        f.write(table + "\n")
+    print(f"logs and models in {workdir}")
     return 0
+
+
+def merge_results(rows: list[dict]) -> list[dict]:
+    """bench/parity.json with `rows` in place of the earlier rows of the same models (a run
+    of some models keeps the others' results); also writes bench/parity.md."""
+    path = os.path.join(HERE, "parity.json")
+    earlier = []
+    if os.path.exists(path):
+        with open(path) as f:
+            earlier = json.load(f)["rows"]
+    merged = {row["model"]: row for row in earlier}
+    merged.update({row["model"]: row for row in rows})
+    ordered = [merged[model] for model in MODELS if model in merged]
+    with open(path, "w") as f:
+        json.dump({"batch_size": STARTER_BATCH_SIZE, "rows": ordered}, f, indent=2)
+    with open(os.path.join(HERE, "parity.md"), "w") as f:
+        f.write(format_table(ordered) + "\n")
+    return ordered
+
+
+def _described(data_root: str) -> str:
+    """A data root as the table names it: its train and validate video counts."""
+    import tensorflow as tf
+
+    counts = {split: sum(1 for path in tf.io.gfile.glob(f"{data_root}/{split}/*.tfrecord")
+                         for _ in tf.data.TFRecordDataset(path))
+              for split in ("train", "validate")}
+    return f"{counts['train']:,} train / {counts['validate']:,} validate videos"
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pipeline.flags import (
     pipeline_config_of,
     training_config_from_args,
 )
-from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
+from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig, VertexTraining
 from trainer_module.features import FeatureSpecError
 
 DEFAULT_PACKAGE = os.path.join("build", "kfp", "pipeline.yaml")
@@ -97,6 +97,14 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     where.add_argument("--beam_arg", action="append", default=[],
                        help="an extra Beam argument (repeatable), e.g. --beam_arg=--project=P")
     where.add_argument("--trainer_gpus", type=int, default=0)
+    where.add_argument("--trainer_workers", type=int, default=1,
+                       help="train on this many workers (multi_worker_mirrored) as a Vertex AI "
+                            "custom job, which gives each its TF_CONFIG; needs "
+                            "--vertex_project and --vertex_region")
+    where.add_argument("--vertex_project", help="the Google Cloud project of that job")
+    where.add_argument("--vertex_region", help="its region, e.g. us-central1")
+    where.add_argument("--trainer_machine_type", default=VertexTraining.machine_type,
+                       help="each worker's Vertex machine type")
     where.add_argument("--gpu_type", default="nvidia.com/gpu",
                        help="accelerator type of the Trainer's GPUs")
     where.add_argument("--no_cache", action="store_true")
@@ -122,12 +130,29 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     training = training_config_from_args(args, f"{root}/train_dir/{args.model}")
     if args.trainer_gpus and training.distribution == "none":
         training = dataclasses.replace(training, distribution="mirrored")
+    vertex_training = None
+    if args.trainer_workers < 1:
+        raise PreflightError(f"--trainer_workers must be positive, got {args.trainer_workers}")
+    if args.trainer_workers > 1:
+        if not (args.vertex_project and args.vertex_region):
+            raise PreflightError(
+                f"--trainer_workers {args.trainer_workers} needs --vertex_project and "
+                "--vertex_region: the workers run as a Vertex AI custom job, which sets "
+                "their TF_CONFIG (a KFP pod runs one worker)")
+        if training.distribution not in ("none", "multi_worker_mirrored"):
+            raise PreflightError(f"--trainer_workers {args.trainer_workers} trains with "
+                                 f"multi_worker_mirrored, not --distribution "
+                                 f"{training.distribution}")
+        training = dataclasses.replace(training, distribution="multi_worker_mirrored")
+        vertex_training = VertexTraining(args.vertex_project, args.vertex_region, args.image,
+                                         args.trainer_workers, args.trainer_machine_type)
     return pipeline_config_of(
         args, training, data_root=args.data_root, pipeline_root=root,
         serving_model_dir=args.serving_model_dir or f"{root}/serving_model",
         predict_data_pattern=args.predict_data_pattern,
         beam_pipeline_args=beam_pipeline_args(args.beam_runner, args.image, root,
-                                              args.beam_arg))
+                                              args.beam_arg),
+        vertex_training=vertex_training)
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gpus: int = 0,

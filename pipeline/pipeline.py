@@ -149,14 +149,23 @@ def create_pipeline(config: PipelineConfig,
             eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
             custom_config={**custom_config, "tuning": {"max_trials": config.tune_trials}},
         )
-    trainer = tfx.components.Trainer(
+    trainer_class, trainer_config = tfx.components.Trainer, custom_config
+    if config.vertex_training:
+        from tfx.extensions.google_cloud_ai_platform import constants as vertex
+        from tfx.extensions.google_cloud_ai_platform.trainer import component, executor
+
+        trainer_class = component.Trainer
+        trainer_config = {**custom_config, vertex.ENABLE_VERTEX_KEY: True,
+                          vertex.VERTEX_REGION_KEY: config.vertex_training.region,
+                          executor.TRAINING_ARGS_KEY: config.vertex_training.custom_job()}
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["validate"], num_steps=config.eval_steps),
-        custom_config=custom_config,
+        custom_config=trainer_config,
         base_model=warm_start_model.outputs["model"] if warm_start_model else None,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )

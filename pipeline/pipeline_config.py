@@ -51,6 +51,28 @@ def direct_runner_args(workers: int) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexTraining:
+    """Where and on what a Vertex AI custom job trains: `workers` replicas of `image`, the
+    first of them the chief (Vertex's first worker pool)."""
+
+    project: str
+    region: str
+    image: str
+    workers: int
+    machine_type: str = "n1-standard-8"
+
+    def custom_job(self) -> dict:
+        """TFX's `ai_platform_training_args` for Vertex: a CustomJob whose worker pools are
+        the chief and the other workers; Vertex sets TF_CONFIG on each replica."""
+        def pool(replicas: int) -> dict:
+            return {"machine_spec": {"machine_type": self.machine_type},
+                    "replica_count": replicas, "container_spec": {"image_uri": self.image}}
+
+        pools = [pool(1)] + ([pool(self.workers - 1)] if self.workers > 1 else [])
+        return {"project": self.project, "job_spec": {"worker_pool_specs": pools}}
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Where data comes from, where outputs go, and what counts as a blessed model."""
 
@@ -74,6 +96,9 @@ class PipelineConfig:
     tune_trials: int = 0  # > 0: a Tuner step searches this many trials before the Trainer
     beam_pipeline_args: tuple[str, ...] = direct_runner_args(0)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    # The Trainer as a Vertex AI custom job (several workers, each given TF_CONFIG by
+    # Vertex): `vertex_custom_job` below; None trains in the Trainer's own process.
+    vertex_training: VertexTraining | None = None
 
     @property
     def metadata_sqlite(self) -> str:

@@ -34,9 +34,7 @@ def parse_json(body: bytes) -> dict:
         raise ServingError("JSON Parse error: The document is empty")
     try:
         document = orjson.loads(body)  # fast; refuses NaN tokens and nesting over 1024
-    except orjson.JSONDecodeError as error:
-        if error.msg == "depth limit exceeded":
-            raise _too_deep(len(body[:error.pos].decode("utf-8", "replace").encode())) from None
+    except orjson.JSONDecodeError:
         document = _parse_with_nonfinite_tokens(body)
     if not isinstance(document, dict):
         raise ServingError(f"JSON Value: {debug_text(document)} Is not object")

@@ -189,3 +189,32 @@ def test_compile_refuses_what_the_local_runner_refuses_and_writes_no_spec(
                                  str(tmp_path / "root"), *flags]) == 2
     assert not (tmp_path / "root").exists()
     assert compile_error == error_line(capsys.readouterr().err)
+
+
+def test_several_trainer_workers_run_as_a_vertex_custom_job(tmp_path, capsys):
+    """Vertex AI gives each replica of a custom job its TF_CONFIG (the first worker pool is
+    the chief): the Trainer task submits one, with the image on every replica."""
+    output = tmp_path / "pipeline.yaml"
+    base = ["compile", "--output", str(output), "--image", IMAGE, "--pipeline_root",
+            "gs://bucket/yt8m", "--data_root", "gs://bucket/yt8m/2018/video"]
+    assert main([*base, "--trainer_workers", "3"]) == 2
+    assert "--trainer_workers 3 needs --vertex_project and --vertex_region" in (
+        capsys.readouterr().err)
+    assert not output.exists()
+    assert main([*base, "--trainer_workers", "3", "--vertex_project", "proj",
+                 "--vertex_region", "europe-west4"]) == 0
+    spec = json_format.ParseDict(yaml.safe_load(output.read_text()),
+                                 pipeline_spec_pb2.PipelineSpec())
+    executor = json_format.MessageToDict(spec.deployment_spec)["executors"]["Trainer_executor"]
+    assert ("tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+            in executor["container"]["args"])
+    custom_config = json.loads(spec.root.dag.tasks["Trainer"].inputs.parameters[
+        "custom_config"].runtime_value.constant.string_value)
+    assert custom_config["training"]["distribution"] == "multi_worker_mirrored"
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == "europe-west4"
+    job = custom_config["ai_platform_training_args"]
+    assert job["project"] == "proj"
+    pools = job["job_spec"]["worker_pool_specs"]
+    assert [pool["replica_count"] for pool in pools] == [1, 2]
+    assert {pool["container_spec"]["image_uri"] for pool in pools} == {IMAGE}

@@ -106,7 +106,8 @@ def _too_deep(offset: int) -> ServingError:
 
 
 def _depth_exceeded_at(text: str) -> int | None:
-    """Where the nesting of `text` first passes MAX_PARSE_DEPTH (a character index)."""
+    """Where the nesting of the document `text` starts with first passes MAX_PARSE_DEPTH (a
+    character index); what follows the document is not looked at, as the parser stops."""
     depth = 0
     for token in _BRACKET_OR_STRING.finditer(text):
         bracket = token.group()
@@ -116,6 +117,8 @@ def _depth_exceeded_at(text: str) -> int | None:
                 return token.start()
         elif bracket in "]}":
             depth -= 1
+            if depth == 0:
+                return None
     return None
 
 

@@ -37,7 +37,7 @@ def exported_scores(export_dir):
 def test_rerun_resumes_from_the_latest_checkpoint(tmp_path, shard):
     config = TrainingConfig(batch_size=8, train_dir=str(tmp_path / "train"), checkpoint_steps=2)
     assert train(config, shard, 3, tmp_path / "first") == {
-        "resumed_from_step": 0, "final_step": 3, "warm_started_from": None}
+        "resumed_from_step": 0, "final_step": 3, "warm_started_from": None, "replicas": 1}
     assert tf.train.latest_checkpoint(config.train_dir).endswith("ckpt-3")
 
     # A fresh model restored from train_dir predicts exactly as the exported one.

@@ -18,10 +18,10 @@ TIMEOUT_SECONDS = 300  # each run; the workers are stopped past it
 @pytest.mark.e2e
 def test_two_workers_train_checkpoint_resume_and_export_one_model(tmp_path):
     rows = random_rows(96, seed=3)
-    train = []
+    train_files = []
     for shard in range(4):  # the workers share the files out
-        train.append(str(tmp_path / f"train{shard}.tfrecord"))
-        write_video_examples(train[-1], rows[shard * 20:(shard + 1) * 20])
+        train_files.append(str(tmp_path / f"train{shard}.tfrecord"))
+        write_video_examples(train_files[-1], rows[shard * 20:(shard + 1) * 20])
     evaluation = str(tmp_path / "eval.tfrecord")
     write_video_examples(evaluation, rows[80:])
     scratch, train_dir, export = tmp_path / "tmp", tmp_path / "train_dir", tmp_path / "export"
@@ -31,7 +31,7 @@ def test_two_workers_train_checkpoint_resume_and_export_one_model(tmp_path):
 
     def train(steps: int) -> list[dict]:
         metrics, _ = train_on_local_workers(
-            config, train, [evaluation], steps, str(export / str(steps)),
+            config, train_files, [evaluation], steps, str(export / str(steps)),
             str(tmp_path / "logs"), workers=2, timeout_seconds=TIMEOUT_SECONDS,
             env={"TMPDIR": str(scratch)})
         return metrics

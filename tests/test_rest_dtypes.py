@@ -167,3 +167,4 @@ def test_what_follows_the_document_is_ignored_and_deep_unused_keys_parse(client)
     assert post(client, PREDICT, ok + ', "x": [NaN]} {]')[0] == 200
     deep = ok + ', "unused": ' + "[" * 1000 + "]" * 1000 + "}"
     assert post(client, PREDICT, deep) == (200, '{"predictions":[[1.0,2.0]]}')
+    assert post(client, PREDICT, ok + ', "x": NaN} ' + "[" * 2000)[0] == 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import shutil
@@ -14,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from trainer_module import checkpoints
+from trainer_module.distribution import distribution_strategy, fit, worker_role
 from trainer_module.export import export_serving_model
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
@@ -40,37 +40,6 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     if config.ema_momentum:
         moving_average = {"use_ema": True, "ema_momentum": config.ema_momentum}
     return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm, **moving_average)
-
-
-@functools.cache
-def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy called `name`; "none" is the default (one device) strategy.
-    One per process: a multi-worker strategy configures the collectives at its first call,
-    which must come before TensorFlow runs anything (`run_fn` calls it first).
-
-    `multi_worker_mirrored` reads the cluster from TF_CONFIG, which Vertex AI Training and
-    Kubeflow's TFJob operator set for each worker (docs/kubeflow.md).
-    """
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name != "none":
-        raise ValueError(f"unknown --distribution {name!r}")
-    return tf.distribute.get_strategy()
-
-
-def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, int]:
-    """(is_chief, task_id) of this process: the chief writes the model, the logs and the
-    checkpoints of record; one process alone is its own chief. As in TF's multi-worker
-    guide, the chief is the `chief` task or, with none, worker 0."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True, 0
-    task_type, task_id = resolver.task_type, resolver.task_id or 0
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "chief" or (not has_chief and task_type == "worker"
-                                    and task_id == 0), task_id
 
 
 def build_configured_model(config: TrainingConfig) -> keras.Model:
@@ -167,45 +136,6 @@ class KeepBestOnValidation(keras.callbacks.Callback):
         if self.patience and self._evaluations_without_gain >= self.patience:
             log.info("no better validation GAP in %d evaluations: stopping", self.patience)
             self.model.stop_training = True
-
-
-def fit(model: keras.Model, dataset: tf.data.Dataset, steps: int,
-        callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> None:
-    """`model.fit` for `steps` steps of `dataset`. Under MultiWorkerMirroredStrategy, Keras 3's
-    fit fails before the first step on features in a dict (its symbolic build reduces the
-    first batch across workers: keras-team/keras#20329, #20585) and its train function then
-    reduces the scalar loss along an axis it does not have, so there this runs fit's loop
-    itself: the model's own `train_step` on each worker's share of the global batch (the
-    strategy's distributed dataset), the optimizer summing the gradients across workers."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=2, callbacks=callbacks)
-        return
-    with strategy.scope():
-        if not model.optimizer.built:  # its slots are created here, not while tracing
-            model.optimizer.build(model.trainable_variables)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-    @tf.function
-    def train_function(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
-
-    callback_list = keras.callbacks.CallbackList(callbacks, model=model, epochs=1,
-                                                 steps=steps)
-    model.stop_training = False
-    callback_list.on_train_begin()
-    callback_list.on_epoch_begin(0)
-    logs = {}
-    for step in range(steps):
-        callback_list.on_train_batch_begin(step)
-        logs = train_function(iterator)
-        callback_list.on_train_batch_end(step, logs)
-        if model.stop_training:
-            break
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    callback_list.on_epoch_end(0, logs)
-    callback_list.on_train_end(logs)
-    log.info("trained %d steps on %d workers", step + 1, strategy.num_replicas_in_sync)
 
 
 def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: list[str]

@@ -1,21 +1,37 @@
-# The pipeline image for Kubeflow: exactly requirements.lock and this project on Python 3.10,
-# the environment `make test` tests (tests/test_docker.py runs these RUN commands into a fresh
-# venv and imports everything the compiled spec names).
-#   make image IMAGE=registry.example/yt8m-tfx:0.1.0 && docker push …
-FROM python:3.10.13-slim-bookworm
+# The pipeline image, for Kubeflow and for hosts whose glibc is older than the lock's wheels
+# need (docs/platforms.md): Debian 13's own Python 3.13, exactly requirements.lock and this
+# project. `make test` builds it and runs the suite and every Kubeflow task in it.
+#   make image IMAGE=registry.example/yt8m-tfx:0.2.0 && docker push …
 
-# Given by `make image` from the Makefile, the one place it is pinned.
-ARG UV_VERSION
-ENV VIRTUAL_ENV=/opt/venv
+# Debian's Python and what the venv needs at run time; the build tools stay in the stage below.
+FROM debian:trixie-slim AS base
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates make \
+    && rm -rf /var/lib/apt/lists/*
+ENV YT8M_TFX_VENV=/opt/venv
 # The compiled spec runs `python -m pipeline.kfp_entrypoint`: this venv's python.
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /opt/yt8m-tfx
 
+# Some locked packages ship no wheel for Python 3.13 (pyfarmhash, TFDV's): they compile here.
+FROM base AS venv
+# Given by `make image` from requirements.in, the one place it is pinned.
+ARG UV_VERSION
+RUN apt-get update && apt-get install -y --no-install-recommends g++ python3-dev
+# The optional secret `ca-certificates` is a CA bundle for hosts behind an intercepting proxy
+# (`make image` passes the host's); without it the image's own bundle is used.
 COPY requirements.lock ./
-RUN --mount=type=cache,target=/root/.cache/uv python -m venv "$VIRTUAL_ENV" \
-    && "$VIRTUAL_ENV/bin/pip" install --quiet --no-cache-dir "uv==$UV_VERSION" \
-    && "$VIRTUAL_ENV/bin/uv" pip sync --quiet --python "$VIRTUAL_ENV/bin/python" requirements.lock
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then \
+        export SSL_CERT_FILE=/run/secrets/ca-certificates PIP_CERT=/run/secrets/ca-certificates; fi \
+    && python3 -m venv "$YT8M_TFX_VENV" \
+    && "$YT8M_TFX_VENV/bin/pip" install --quiet --no-cache-dir "uv==$UV_VERSION" \
+    && "$YT8M_TFX_VENV/bin/uv" pip sync --quiet --python "$YT8M_TFX_VENV/bin/python" \
+        requirements.lock
 
+FROM base
+COPY --from=venv $YT8M_TFX_VENV $YT8M_TFX_VENV
+COPY requirements.lock ./
 COPY pyproject.toml README.md ./
 COPY trainer_module/ trainer_module/
 COPY components/ components/
@@ -24,5 +40,8 @@ COPY data_tools/ data_tools/
 COPY serving/ serving/
 COPY shards/ shards/
 COPY evaluation/ evaluation/
-RUN --mount=type=cache,target=/root/.cache/uv "$VIRTUAL_ENV/bin/uv" pip install --quiet \
-    --python "$VIRTUAL_ENV/bin/python" --no-deps .
+# Built with the lock's setuptools, offline. The stamp tells `make setup` (run in a container
+# with the work tree mounted) that this venv already holds the lock and the project.
+RUN "$YT8M_TFX_VENV/bin/uv" pip install --quiet --python "$YT8M_TFX_VENV/bin/python" \
+        --no-deps --no-build-isolation --no-cache . \
+    && touch "$YT8M_TFX_VENV/.installed"

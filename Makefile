@@ -2,17 +2,32 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV := .venv
+# The lock's TFX wheels (ml-metadata, TFDV) need glibc >= 2.39 (manylinux_2_39) or macOS:
+# there the targets run on this host. Elsewhere each target below runs in a container of the
+# pipeline image (`make image`), with this work tree mounted (docs/platforms.md).
+GLIBC_NEEDED := 2.39
+GLIBC := $(shell getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2)
+NATIVE ?= $(shell { [ "$$(uname -s)" = Darwin ] || printf '%s\n%s\n' $(GLIBC_NEEDED) "$(GLIBC)" \
+	| sort -V -C; } && echo 1)
+# In the image (Dockerfile) the venv is its own: the lock and the project are installed.
+IN_IMAGE := $(YT8M_TFX_VENV)
+VENV := $(or $(YT8M_TFX_VENV),.venv)
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-UV_VERSION := 0.13.9
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.in)
 STAMP := $(VENV)/.installed
-# Python 3.10 is required by TFX 1.16; found on PATH or in pyenv, or set PYTHON310=/path.
-PYTHON310 ?= $(shell for p in python3.10 $(HOME)/.pyenv/versions/3.10*/bin/python /root/.pyenv/versions/3.10*/bin/python; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { command -v $$p; break; }; done)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
-# google-api-core warns on every import that Python 3.10 is old; TFX 1.16 requires it.
-export PYTHONWARNINGS ?= ignore::FutureWarning
+# The lock's Python (docs/platforms.md): found on PATH or in pyenv, or set PYTHON=/path.
+PYTHON_VERSION := 3.13
+PYTHON ?= $(shell for p in python$(PYTHON_VERSION) $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python; do \
+	command -v $$p >/dev/null 2>&1 && { command -v $$p; break; }; done)
+CONTAINER := tools/container.sh
+# Quiet by default: no TensorFlow C++ notices or dependencies' deprecation warnings.
+# VERBOSE=1 (or YT8M_TFX_VERBOSE=1 in the environment) shows them.
+VERBOSE ?= $(YT8M_TFX_VERBOSE)
+export YT8M_TFX_VERBOSE := $(VERBOSE)
+export TF_CPP_MIN_LOG_LEVEL ?= $(if $(VERBOSE),0,2)
+export PYTHONWARNINGS ?= $(if $(VERBOSE),default,ignore::DeprecationWarning$(,)ignore::FutureWarning)
+, := ,
 FRAME_SAMPLE := build/frame_sample
 
 # Pipeline knobs: make run-local MODEL=MoeModel TRAIN_STEPS=500 DATA_ROOT=/data/yt8m/2018/video
@@ -35,7 +50,8 @@ ARGS ?=
 MODEL_NAME ?= yt8m
 PORT ?= 8501
 MODEL_BASE ?= serving_model
-TF_SERVING_IMAGE ?= tensorflow/serving:2.16.1
+# TF Serving of the TensorFlow minor the lock pins (the SavedModel's producer).
+TF_SERVING_IMAGE ?= tensorflow/serving:$(shell sed -n 's/^tensorflow==\([0-9]*\.[0-9]*\).*/\1/p' requirements.lock).0
 INPUT ?= data/sample/video/validate/*.tfrecord
 OUTPUT ?= predictions.csv
 
@@ -52,10 +68,10 @@ EXPERIMENT ?= yt8m
 	evaluate \
 	bench bench-scale bench-evaluator bench-workers parity image \
 	validate-data download \
-	compile-kfp submit-kfp
+	compile-kfp submit-kfp serve-local tensorboard
 
 help:
-	@echo "make run-local   run the TFX pipeline on the bundled real sample (sets up .venv first)"
+	@echo "make run-local   run the TFX pipeline on the bundled real sample (sets up first)"
 	@echo "                 MODEL=MoeModel TRAIN_STEPS=500 DATA_ROOT=... ARGS='--batch_size=512'"
 	@echo "                 FRAME=1 [MODEL=DbofModel]: frame-level data made from the sample"
 	@echo "make serve       serve serving_model/ over TF Serving's REST API on 127.0.0.1:8501"
@@ -65,7 +81,7 @@ help:
 	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
 	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
-	@echo "make image       build the pipeline image (Docker) as IMAGE=$(IMAGE)"
+	@echo "make image       build the pipeline image (docker or podman) as IMAGE=$(IMAGE)"
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
@@ -77,18 +93,46 @@ help:
 	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
 	@echo "make parity      beside the starter code at its settings (~40 min; bench/README.md):"
 	@echo "                 STARTER_DIR=../youtube-8m STARTER_PYTHON=~/tf115/bin/python PARITY_DATA=..."
-	@echo "make test        ruff + pytest (unit and end-to-end pipeline tests)"
+	@echo "make tensorboard LOGDIR=pipeline_output/Trainer/model_run/N: TensorBoard on 127.0.0.1:6006"
+	@echo "make test        ruff + pytest (unit, end-to-end and Kubeflow tasks in the image)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
-	@echo "make setup       create .venv from requirements.lock (idempotent)"
+	@echo "make setup       create .venv from requirements.lock (idempotent; the image has its own)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
 	@echo "make clean       remove pipeline outputs and pushed models"
+	@echo "VERBOSE=1 make … shows TensorFlow's C++ notices and dependencies' warnings"
+	@$(if $(NATIVE),,echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) here: targets run in the image $(IMAGE)")
 
+image:
+	@$(CONTAINER) build $(IMAGE) $(UV_VERSION)
+
+serve:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		echo "docker run $(TF_SERVING_IMAGE) on $(abspath $(MODEL_BASE))"; \
+		docker run --rm -p 127.0.0.1:$(PORT):8501 \
+			-v "$(abspath $(MODEL_BASE))":/models/$(MODEL_NAME) -e MODEL_NAME=$(MODEL_NAME) \
+			$(TF_SERVING_IMAGE); \
+	else \
+		echo "no Docker engine: local server with TF Serving's REST API (serving/server.py)"; \
+		$(MAKE) --no-print-directory serve-local; \
+	fi
+
+# The targets that need the locked stack: here, or in the image (see NATIVE above).
+STACK_TARGETS := setup run-local serve-local predict check-serving infer evaluate tensorboard \
+	compile-kfp submit-kfp download validate-data bench bench-scale bench-evaluator bench-workers \
+	parity lint test test-fast lock
+
+ifeq ($(NATIVE),)
+$(STACK_TARGETS): image
+	@echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) (the lock's TFX wheels need it): 'make $@' runs in $(IMAGE)"
+	@$(CONTAINER) run $(IMAGE) $(if $(filter test,$@),--engine-api) -- \
+		make --no-print-directory $@ $(MAKEOVERRIDES)
+else
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
-	@if [ -z "$(PYTHON310)" ]; then \
-		echo "error: Python 3.10 not found (TFX 1.16 needs it): install it (e.g. 'pyenv install 3.10') or pass PYTHON310=/path/to/python3.10" >&2; exit 1; fi
-	@[ -x $(PY) ] || $(PYTHON310) -m venv $(VENV)
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: Python $(PYTHON_VERSION) not found (the lock is for it): install it (e.g. 'pyenv install $(PYTHON_VERSION)') or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 1; fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) pip sync --quiet --python $(PY) requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
@@ -97,7 +141,7 @@ $(STAMP): requirements.lock pyproject.toml
 run-local: setup $(RUN_DEPS)
 	$(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
 		$(if $(TRAIN_STEPS),--train_steps=$(TRAIN_STEPS)) $(if $(PRESET),--preset=$(PRESET)) \
-		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
+		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(if $(VERBOSE),--verbose) $(ARGS)
 
 # Frame-level sample: 20-60 one-second frames per real video of the bundled sample (seeded):
 # shorter than real videos (120-300 frames) so that the quick start runs in minutes.
@@ -107,17 +151,9 @@ $(FRAME_SAMPLE)/.done: trainer_module/frames.py | setup
 			--output_dir=$(FRAME_SAMPLE)/$$split --min_frames=20 --max_frames=60 || exit 1; done
 	@touch $@
 
-serve: setup
-	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
-		echo "docker run $(TF_SERVING_IMAGE) on $(abspath $(MODEL_BASE))"; \
-		docker run --rm -p 127.0.0.1:$(PORT):8501 \
-			-v "$(abspath $(MODEL_BASE))":/models/$(MODEL_NAME) -e MODEL_NAME=$(MODEL_NAME) \
-			$(TF_SERVING_IMAGE); \
-	else \
-		echo "no Docker engine: local server with TF Serving's REST API (serving/server.py)"; \
-		$(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(MODEL_BASE) \
-			--rest_api_port=$(PORT); \
-	fi
+serve-local: setup
+	$(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(MODEL_BASE) \
+		--rest_api_port=$(PORT)
 
 predict: setup
 	$(PY) -m serving.client --input=data/sample/video/validate/validate0048.tfrecord \
@@ -135,8 +171,9 @@ infer: setup
 evaluate: setup
 	$(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
 
-image:
-	DOCKER_BUILDKIT=1 docker build --build-arg UV_VERSION=$(UV_VERSION) -t $(IMAGE) .
+LOGDIR ?= pipeline_output/Trainer/model_run
+tensorboard: setup
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port 6006
 
 compile-kfp: setup
 	$(PY) -m pipeline.kubeflow_runner compile --image=$(IMAGE) --pipeline_root=$(PIPELINE_ROOT) \
@@ -148,9 +185,6 @@ submit-kfp: setup
 	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
 		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
 
-PARTITION ?= 2/video/validate
-MIRROR ?= us
-DOWNLOAD_DIR ?= data/yt8m/$(PARTITION)
 download: setup
 	$(PY) -m data_tools.download --partition=$(PARTITION) --mirror=$(MIRROR) \
 		--output_dir=$(DOWNLOAD_DIR) $(if $(SHARD),--shard=$(SHARD)) $(ARGS)
@@ -170,10 +204,6 @@ bench-evaluator: setup
 bench-workers: setup
 	$(PY) -m bench.run --workers $(ARGS)
 
-# The starter code beside this project (bench/parity.py); nothing of it is in this repo.
-STARTER_DIR ?= ../youtube-8m
-STARTER_PYTHON ?= $(HOME)/tf115/bin/python
-PARITY_DATA ?= data/sample/video
 parity: setup
 	$(PY) -m bench.parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) \
 		--data_root=$(PARITY_DATA) $(ARGS)
@@ -181,16 +211,27 @@ parity: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: lint
-	$(PY) -m pytest -q
+# The whole suite. Kubeflow tasks start in containers of the image (tests/containers.py), so
+# the image is built first; in the image itself it is already there.
+test: lint $(if $(IN_IMAGE),,image)
+	@$(CONTAINER) with-engine-api -- $(PY) -m pytest -q
 
-# Unit tests only: no whole-pipeline, Kubeflow-spec or image-environment runs (minutes each).
+# Unit tests only: no whole-pipeline, Kubeflow-spec or image runs (minutes each).
 test-fast: lint
 	$(PY) -m pytest -q -m "not e2e"
 
 lock: setup
-	$(UV) pip compile --quiet requirements.in --python-version 3.10 \
-		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(UV) pip compile --quiet requirements.in --python-version $(PYTHON_VERSION) \
+		--python-platform x86_64-manylinux_$(subst .,_,$(GLIBC_NEEDED)) -o requirements.lock
+endif
+
+PARTITION ?= 2/video/validate
+MIRROR ?= us
+DOWNLOAD_DIR ?= data/yt8m/$(PARTITION)
+# The starter code beside this project (bench/parity.py); nothing of it is in this repo.
+STARTER_DIR ?= ../youtube-8m
+STARTER_PYTHON ?= $(HOME)/tf115/bin/python
+PARITY_DATA ?= data/sample/video
 
 clean:
 	rm -rf pipeline_output serving_model build predictions.csv evaluation_report.html

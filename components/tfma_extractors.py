@@ -31,6 +31,7 @@ from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_ex
 from tensorflow_model_analysis.extractors.features_extractor import (
     _FEATURES_EXTRACTOR_STAGE_NAME as FEATURES_EXTRACTOR_STAGE_NAME,
 )
+from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.slicer import slice_accessor, slicer_lib
 from tensorflow_model_analysis.utils import util as tfma_util
 
@@ -48,7 +49,7 @@ PER_EXAMPLE_STAGES = (unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME,
                       slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME)
 
 
-def keeps_batches(eval_config: tfma.EvalConfig) -> bool:
+def keeps_batches(eval_config: config_pb2.EvalConfig) -> bool:
     """Whether every metric is ours and every slice a feature slice, so that a batch's
     videos may travel per slice instead of per example."""
     metrics = [metric for spec in eval_config.metrics_specs for metric in spec.metrics]
@@ -71,7 +72,7 @@ def _model_value(batched_value, model_name: str):
     return batched_value
 
 
-def batch_video_scores(batched_extracts: dict, model_spec: tfma.ModelSpec,
+def batch_video_scores(batched_extracts: dict, model_spec: config_pb2.ModelSpec,
                        top_k: int) -> VideoScores:
     """A model's batch reduced to VideoScores; from the signature's ranked top-k outputs
     when it has them for this k, otherwise from all scores."""
@@ -89,7 +90,7 @@ def batch_video_scores(batched_extracts: dict, model_spec: tfma.ModelSpec,
 @beam.typehints.with_input_types(dict)
 @beam.typehints.with_output_types(dict)
 class _GroupBySlice(beam.DoFn):
-    def __init__(self, eval_config: tfma.EvalConfig, top_k: int):
+    def __init__(self, eval_config: config_pb2.EvalConfig, top_k: int):
         self._model_specs = list(eval_config.model_specs)
         self._top_k = top_k
         self._slice_specs = ([slicer_lib.SingleSliceSpec(spec=spec)
@@ -226,7 +227,7 @@ def _only(features: Mapping, names: set[str]) -> dict:
             for key, value in features.items() if key in names or isinstance(value, Mapping)}
 
 
-def slice_groups_extractor(eval_config: tfma.EvalConfig,
+def slice_groups_extractor(eval_config: config_pb2.EvalConfig,
                            top_k: int) -> tfma.extractors.Extractor:
     """Reduces each batch to every model's VideoScores and emits one extract per slice of
     the batch, holding that slice's videos (in place of TFMA's unbatch and slice keys)."""

@@ -6,7 +6,7 @@ Trainer and the CLIs use; this module adapts it to TFMA (a preprocessor and a Co
 batches of a slice instead of single examples.
 
 Use in an EvalConfig, one MetricConfig per metric (so each may carry its own threshold):
-    tfma.MetricConfig(class_name="GlobalAveragePrecision", module="components.tfma_metrics",
+    config_pb2.MetricConfig(class_name="GlobalAveragePrecision", module="components.tfma_metrics",
                       config='{"num_classes": 3862, "top_k": 20}')
 The metrics share one accumulator, and each video is reduced to its top-k scores once per
 model, before TFMA fans it out to its slices.
@@ -21,6 +21,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.proto import config_pb2
 
 from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.metrics import METRIC_NAMES, TOP_K, EvaluationMetrics, VideoScores
@@ -180,7 +181,7 @@ class _YouTube8MCombiner(beam.CombineFn):
         return {self._key: {**result, VideoCount.metric_name: result["num_examples"]}}
 
 
-def top_k_of(eval_config: tfma.EvalConfig) -> int:
+def top_k_of(eval_config: config_pb2.EvalConfig) -> int:
     """The top_k of the YouTube-8M metrics in `eval_config` (their shared accumulator's)."""
     config = next(metric for spec in eval_config.metrics_specs for metric in spec.metrics
                   if metric.module == __name__)

@@ -21,6 +21,7 @@ Nothing here patches TFX's files; every step is a no-op where the orchestrator a
 from __future__ import annotations
 
 import argparse
+import os
 
 from absl import app
 from google.protobuf import json_format
@@ -33,6 +34,7 @@ from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver as examp
 from tfx.utils import name_utils
 
 from components.streaming_import import StreamingImportExecutor
+from pipeline.progress import component_timer
 
 MODULE = __name__
 # Executors whose compiled container has a `lifecycle.preCacheCheck` (the example_gen driver),
@@ -41,6 +43,8 @@ EXAMPLE_GEN_EXECUTORS = tuple(name_utils.get_full_name(executor) for executor in
     import_example_gen_executor.Executor, StreamingImportExecutor))
 # Schema title → import path of the project's own artifact types.
 CUSTOM_ARTIFACT_TYPES = {"yt8m.HtmlReport": "components.evaluation_report.HtmlReport"}
+# The task's component, for its progress lines: the compiler labels executors `<node>_executor`.
+COMPONENT_VARIABLE, EXECUTOR_SUFFIX = "YT8M_TFX_COMPONENT", "_executor"
 
 
 def restore_input_types(executor_input: pipeline_spec_pb2.ExecutorInput,
@@ -80,20 +84,25 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     args.json_serialized_invocation_args = json_format.MessageToJson(executor_input)
     compiler_utils.TITLE_TO_CLASS_PATH.update(CUSTOM_ARTIFACT_TYPES)
 
-    if (args.executor_class_path in EXAMPLE_GEN_EXECUTORS
-            and not fileio.exists(executor_input.outputs.output_file)):
-        example_gen_driver.main(args)  # what preCacheCheck would have run
-    kubeflow_v2_run_executor.main((args, beam_args))
+    with component_timer(os.environ.get(COMPONENT_VARIABLE, args.executor_class_path)):
+        if (args.executor_class_path in EXAMPLE_GEN_EXECUTORS
+                and not fileio.exists(executor_input.outputs.output_file)):
+            example_gen_driver.main(args)  # what preCacheCheck would have run
+        kubeflow_v2_run_executor.main((args, beam_args))
 
 
 def rewrite_commands(spec: dict) -> int:
     """Points every executor container of a compiled spec (as a dict) that runs TFX's v2
-    entrypoint at this module instead; returns how many it changed."""
+    entrypoint at this module instead, naming its component in the container's environment
+    (the spec's `env`, set on the pod); returns how many it changed."""
     changed = 0
-    for executor in spec["deploymentSpec"]["executors"].values():
-        command = executor.get("container", {}).get("command", [])
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor.get("container", {})
+        command = container.get("command", [])
         if command[-1:] == [kubeflow_v2_run_executor.__name__]:
             command[-1] = MODULE
+            container.setdefault("env", []).append(
+                {"name": COMPONENT_VARIABLE, "value": label.removesuffix(EXECUTOR_SUFFIX)})
             changed += 1
     return changed
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-import tensorflow_model_analysis as tfma
 from google.protobuf.wrappers_pb2 import BoolValue
+from tensorflow_model_analysis.proto import config_pb2
 from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
@@ -34,42 +34,43 @@ BASELINE_NODE_ID, WARM_START_NODE_ID = "BaselineModel", "WarmStartModel"
 UNCACHED_NODE_IDS = (BASELINE_NODE_ID, WARM_START_NODE_ID)
 
 
-def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     """TFMA config: the YouTube-8M metrics on the validate split, and the blessing rule
     (GAP at least `gap_floor` and no more than `max_gap_regression` below the baseline)."""
     training = config.training
-    gap_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gap_floor}),
+    gap_threshold = config_pb2.MetricThreshold(
+        value_threshold=config_pb2.GenericValueThreshold(
+            lower_bound={"value": config.gap_floor}),
         # A tiny tolerance so that re-evaluating the same model does not count as a regression.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+        change_threshold=config_pb2.GenericChangeThreshold(
+            direction=config_pb2.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -config.max_gap_regression - 1e-9}),
     )
     # Blessing looks at the overall slice only: a threshold without slicing specs would be
     # checked on every vertical's slice too.
-    overall = tfma.SlicingSpec()
-    gap_thresholds = [tfma.PerSliceMetricThreshold(slicing_specs=[overall],
-                                                   threshold=gap_threshold)]
+    overall = config_pb2.SlicingSpec()
+    gap_thresholds = [config_pb2.PerSliceMetricThreshold(slicing_specs=[overall],
+                                                         threshold=gap_threshold)]
     metric_args = json.dumps({"num_classes": training.num_classes, "top_k": training.top_k})
     yt8m_metrics = [
-        tfma.MetricConfig(class_name=metric.__name__, module=METRICS_MODULE, config=metric_args,
-                          per_slice_thresholds=(gap_thresholds
-                                                if metric is GlobalAveragePrecision else None))
+        config_pb2.MetricConfig(
+            class_name=metric.__name__, module=METRICS_MODULE, config=metric_args,
+            per_slice_thresholds=gap_thresholds if metric is GlobalAveragePrecision else None)
         for metric in METRIC_CLASSES]
     slicing_specs = [overall]
     if training.num_classes == NUM_CLASSES_2018:  # the verticals come from its vocabulary
-        slicing_specs.append(tfma.SlicingSpec(feature_keys=[VERTICALS_KEY]))
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
+        slicing_specs.append(config_pb2.SlicingSpec(feature_keys=[VERTICALS_KEY]))
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(
             signature_name="serving_default",
             prediction_key=SCORES_OUTPUT,
             label_key=MULTI_HOT_LABELS_KEY,
             preprocessing_function_names=["transform_features"],
         )],
         slicing_specs=slicing_specs,
-        metrics_specs=[tfma.MetricsSpec(metrics=yt8m_metrics)],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=yt8m_metrics)],
         # Only our metrics, so that the Evaluator's extractors may keep whole batches.
-        options=tfma.Options(include_default_metrics=BoolValue(value=False)),
+        options=config_pb2.Options(include_default_metrics=BoolValue(value=False)),
     )
 
 

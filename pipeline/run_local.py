@@ -89,20 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ProgressOnly(logging.Filter):
-    """Keeps errors, our trainer's progress (validation GAP, resumed, warm-started) and the
-    runner's 'Component X is running/finished' lines."""
+    """Keeps errors and our trainer's progress (validation GAP, resumed, warm-started);
+    `pipeline.progress` prints each component's start and end itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return (record.levelno >= logging.ERROR
-                or record.name.startswith("trainer_module")
-                or (record.getMessage().startswith("Component ") and " is " in record.getMessage()))
+        return record.levelno >= logging.ERROR or record.name.startswith("trainer_module")
 
 
 def configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     if not verbose:
-        # Google client libraries warn about Python 3.10 on import; TFX 1.16 requires it.
-        warnings.filterwarnings("ignore", category=FutureWarning)
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_ProgressOnly())
 
@@ -186,11 +184,13 @@ def run(config: PipelineConfig) -> None:
     from tfx.orchestration import metadata
 
     from pipeline.pipeline import compile_for_local_runner, create_pipeline
+    from pipeline.progress import timed_local_components
 
     os.makedirs(config.pipeline_root, exist_ok=True)
     connection = metadata.sqlite_metadata_connection_config(config.metadata_sqlite)
-    tfx.orchestration.LocalDagRunner().run_with_ir(
-        compile_for_local_runner(create_pipeline(config, connection)))
+    with timed_local_components():
+        tfx.orchestration.LocalDagRunner().run_with_ir(
+            compile_for_local_runner(create_pipeline(config, connection)))
 
 
 def failure_reason(error: BaseException) -> str:

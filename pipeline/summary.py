@@ -183,5 +183,6 @@ def format_summary(result: RunResult) -> str:
     if result.predictions_csv:
         lines.append(f"Predictions: {result.predictions_csv}")
     if result.model_run_uri:
-        lines.append(f"TensorBoard: .venv/bin/tensorboard --logdir {result.model_run_uri}")
+        # `make tensorboard` runs it on this host or in the image, as the pipeline ran.
+        lines.append(f"TensorBoard: make tensorboard LOGDIR={result.model_run_uri}")
     return "\n".join(lines)

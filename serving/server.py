@@ -152,7 +152,7 @@ def metadata(name: str, servable: Servable) -> bytes:
         "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
         "metadata": {"signature_def": {"signature_def": {
             key: json_format.MessageToDict(signature_defs[key], preserving_proto_field_name=True,
-                                           including_default_value_fields=True)
+                                           always_print_fields_with_no_presence=True)
             for key in sorted(signature_defs)}}}})
 
 

@@ -1,6 +1,6 @@
 """Runs a compiled KFP v2 pipeline spec task by task, as a KFP backend would (test code).
 
-No KFP backend runs here (no cluster, no Docker), so this stands in for one and follows what
+No KFP backend runs here (no cluster), so this stands in for one and follows what
 kubeflow/pipelines' v2 backend does (backend/src/v2/driver/driver.go, launcher,
 metadata/client.go; Vertex AI Pipelines as documented for TFX's `KubeflowV2DagRunner`):
 - the API server accepts only `schemaVersion: 2.1.0` (backend/src/apiserver/template/
@@ -14,17 +14,19 @@ metadata/client.go; Vertex AI Pipelines as documented for TFX's `KubeflowV2DagRu
 - open-source KFP hands input artifacts over with an empty type schema (metadata/client.go
   builds the RuntimeArtifact from MLMD without the type) and never runs
   `lifecycle.preCacheCheck`; Vertex AI gives typed inputs and runs preCacheCheck first;
-- the launcher runs the container's `command` + `args` and records the output artifacts,
-  with the metadata the executor wrote in its `ExecutorOutput`, for downstream tasks;
+- the launcher runs the container's `command` + `args` in the executor's `image`, with its
+  `env`, and records
+  the output artifacts, with the metadata the executor wrote in its `ExecutorOutput`, for
+  downstream tasks;
 - importer tasks register their artifact (URI and metadata) without running a container;
 - a task whose `cachingOptions.enableCache` is set reuses the outputs of an earlier run whose
   cache key matches (backend/src/v2/cacheutils/cache.go `GenerateCacheKey`: the input
   parameters and artifact names, the output artifact types, and the container's image,
   command and args).
-Each task runs as its own process, `python` being this interpreter, from the project root as
-in the image. Not simulated: object storage (the pipeline root is a local folder), copying
-input artifacts into the pod (a filesystem root needs no copy), caching, retries, and the
-Go launcher itself.
+Each task runs in a new container of the spec's image (`tests/containers.py`), with the
+pipeline root and data bound at their own paths, as a pod's volumes. Not simulated: object
+storage (the pipeline root is a local folder), copying input artifacts into the pod (a
+mounted root needs no copy), retries, and the Go launcher itself.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from tests import containers
+
 OPEN_SOURCE_KFP, VERTEX = "open-source KFP", "Vertex AI"
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class SpecRefused(Exception):
@@ -75,10 +77,11 @@ def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:
 
 
 def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
-                 env: dict | None = None, cache: dict | None = None) -> dict[str, TaskRun]:
-    """Runs every task of the spec in dependency order; returns the task runs by name.
-    `cache` (shared between runs, as a backend's is) enables KFP's caching. Raises
-    CalledProcessError (with the task's output) when a task fails."""
+                 mounts: list[str], env: dict | None = None,
+                 cache: dict | None = None) -> dict[str, TaskRun]:
+    """Runs every task of the spec in dependency order, each in a container with `mounts`;
+    returns the task runs by name. `cache` (shared between runs, as a backend's is) enables
+    KFP's caching. Raises CalledProcessError (with the task's output) when a task fails."""
     spec = load_spec(spec_path)
     check_spec(spec, mode)
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
@@ -98,11 +101,14 @@ def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
         if cache is not None and task.caching_options.enable_cache and key in cache:
             done[name] = dataclasses.replace(cache[key], name=name, cached=True)
             continue
+        # The pod's environment: the spec's `env`, then the test's.
+        task_env = {**{e["name"]: e["value"] for e in container.get("env", [])}, **(env or {})}
         if mode == VERTEX and "lifecycle" in container:
             pre_cache_check = container["lifecycle"]["preCacheCheck"]
-            _run_command(name, pre_cache_check["command"], pre_cache_check["args"],
-                         executor_input, env)
-        log = _run_command(name, container["command"], container["args"], executor_input, env)
+            _run_command(name, container["image"], pre_cache_check["command"],
+                         pre_cache_check["args"], executor_input, task_env, mounts)
+        log = _run_command(name, container["image"], container["command"], container["args"],
+                           executor_input, task_env, mounts)
         done[name] = TaskRun(name, _outputs(executor_input), log)
         if cache is not None:
             cache[key] = done[name]
@@ -163,15 +169,13 @@ def _executor_input(name, task, component, done, pipeline_root, run_id, typed_in
     return executor_input
 
 
-def _run_command(name, command, args, executor_input, env) -> str:
+def _run_command(name, image, command, args, executor_input, env, mounts) -> str:
     invocation = json_format.MessageToJson(executor_input)
-    argv = [sys.executable if part == "python" else part for part in command]
-    argv += [arg.replace("{{$}}", invocation) for arg in args]
-    result = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})})
-    if result.returncode:
+    argv = list(command) + [arg.replace("{{$}}", invocation) for arg in args]
+    result = containers.run(image, argv, env, mounts)
+    if result.exit_code:
         print(f"task {name} failed:\n{result.stderr[-3000:]}")  # shown by pytest on failure
-        raise subprocess.CalledProcessError(result.returncode, f"task {name}",
+        raise subprocess.CalledProcessError(result.exit_code, f"task {name}",
                                             output=result.stdout[-5000:],
                                             stderr=result.stderr[-20000:])
     return result.stderr

@@ -1,6 +1,7 @@
-"""The compiled Kubeflow spec runs, task by task, as open-source KFP and Vertex AI run it
-(`tests/kfp_harness.py` says what is and is not simulated). Slow: every task is a process
-(~15 s of imports); `pytest -m "not kfp"` skips these."""
+"""The compiled Kubeflow spec runs, task by task, each in a container of the pipeline image,
+as open-source KFP and Vertex AI run it (`tests/kfp_harness.py` says what is and is not
+simulated). Slow: every task is a container (~15 s of imports); `pytest -m "not kfp"` skips
+these. `make test` builds the image and hands over its engine's API (tests/containers.py)."""
 
 import os
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from components.tfma_metrics import load_evaluation
 from pipeline import kfp_entrypoint
 from pipeline.kubeflow_runner import main as kubeflow_main
+from tests import containers
 from tests.kfp_harness import (
     OPEN_SOURCE_KFP,
     VERTEX,
@@ -20,12 +22,15 @@ from tests.kfp_harness import (
     run_pipeline,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kfp]
+pytestmark = [pytest.mark.e2e, pytest.mark.kfp,
+              pytest.mark.skipif(containers.engine_socket() is None,
+                                 reason="needs a container engine: run `make test`")]
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
 
 
 def compile_spec(path, tiny_data_root, root, serving, *flags) -> str:
-    assert kubeflow_main(["compile", "--image", "yt8m-tfx:test", "--pipeline_root", str(root),
+    assert kubeflow_main(["compile", "--image", containers.test_image(),
+                          "--pipeline_root", str(root),
                           "--data_root", tiny_data_root, "--serving_model_dir", str(serving),
                           "--batch_size", "128", "--output", str(path), *flags]) == 0
     return str(path)
@@ -40,7 +45,8 @@ def test_open_source_kfp_runs_twice_and_keeps_the_blessed_model(tmp_path, tiny_d
     first_spec = compile_spec(tmp_path / "first.yaml", tiny_data_root, root, serving,
                               "--train_steps", "40")
     cache = {}  # the backend's cache, shared by both runs
-    first = run_pipeline(first_spec, str(root), "run-1", OPEN_SOURCE_KFP, QUIET, cache)
+    first = run_pipeline(first_spec, str(root), "run-1", OPEN_SOURCE_KFP,
+                         [str(tmp_path), tiny_data_root], QUIET, cache)
 
     assert custom_property(first["Evaluator"].outputs["blessing"], "blessed") == 1
     pushed = first["Pusher"].outputs["pushed_model"]
@@ -56,7 +62,8 @@ def test_open_source_kfp_runs_twice_and_keeps_the_blessed_model(tmp_path, tiny_d
     # One training step from scratch: evaluated against the served model, not pushed.
     second_spec = compile_spec(tmp_path / "second.yaml", tiny_data_root, root, serving,
                                "--train_steps", "1", "--start_new_model")
-    second = run_pipeline(second_spec, str(root), "run-2", OPEN_SOURCE_KFP, QUIET, cache)
+    second = run_pipeline(second_spec, str(root), "run-2", OPEN_SOURCE_KFP,
+                          [str(tmp_path), tiny_data_root], QUIET, cache)
     # The data steps come from the cache; what is served is looked up again.
     assert {name for name, run in second.items() if run.cached} == {
         "ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies",
@@ -75,7 +82,8 @@ def test_vertex_runs_every_task_with_its_pre_cache_check(tmp_path, tiny_data_roo
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving,
                         "--train_steps", "5", "--warm_start")
-    runs = run_pipeline(spec, str(root), "run-1", VERTEX, QUIET)
+    runs = run_pipeline(spec, str(root), "run-1", VERTEX, [str(tmp_path), tiny_data_root],
+                        QUIET)
     assert set(runs) == set(load_spec(spec).root.dag.tasks)
     assert custom_property(runs["WarmStartModel"].outputs["model"], "pushed_model") == ""
     assert os.path.exists(os.path.join(runs["Trainer"].outputs["model"].uri, "Format-Serving",
@@ -91,7 +99,8 @@ def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_dat
     stock.write_text(open(spec).read().replace(
         kfp_entrypoint.MODULE, "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"))
     with pytest.raises(subprocess.CalledProcessError) as failure:
-        run_pipeline(str(stock), str(root), "run-1", OPEN_SOURCE_KFP, QUIET)
+        run_pipeline(str(stock), str(root), "run-1", OPEN_SOURCE_KFP,
+                     [str(tmp_path), tiny_data_root], QUIET)
     assert failure.value.cmd == "task StatisticsGen"  # the first task with an input artifact
     assert "'NoneType' object has no attribute 'get'" in failure.value.stderr
 

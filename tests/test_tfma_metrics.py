@@ -4,9 +4,9 @@ single examples (TFMA's default extractors) give the numpy metrics of each model
 import apache_beam as beam
 import numpy as np
 import pytest
-import tensorflow_model_analysis as tfma
 from apache_beam.testing.util import assert_that
 from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util as tfma_util
 
 from components.tfma_extractors import keeps_batches, slice_groups_extractor
@@ -20,17 +20,17 @@ NUM_CLASSES, TOP_K, MODELS, GENRES = 50, 5, ("candidate", "baseline"), (b"a", b"
 SLICE = "genre"
 
 
-def _eval_config(metrics=None) -> tfma.EvalConfig:
+def _eval_config(metrics=None) -> config_pb2.EvalConfig:
     config = f'{{"num_classes": {NUM_CLASSES}, "top_k": {TOP_K}}}'
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(name=name, prediction_key=SCORES_OUTPUT,
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(name=name, prediction_key=SCORES_OUTPUT,
                                     label_key="labels", is_baseline=name == "baseline")
                      for name in MODELS],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[SLICE])],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics or [
-            tfma.MetricConfig(class_name=metric.__name__, module=metric.__module__,
+        slicing_specs=[config_pb2.SlicingSpec(), config_pb2.SlicingSpec(feature_keys=[SLICE])],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics or [
+            config_pb2.MetricConfig(class_name=metric.__name__, module=metric.__module__,
                               config=config) for metric in METRIC_CLASSES])],
-        options=tfma.Options(include_default_metrics={"value": False}))
+        options=config_pb2.Options(include_default_metrics={"value": False}))
 
 
 def _batch(rng, videos: int, slicing_from: str = "transformed") -> tuple[dict, dict, np.ndarray]:
@@ -136,7 +136,7 @@ def test_single_examples_give_the_numpy_metrics_of_each_model_and_slice():
 def test_only_our_metrics_and_feature_slices_keep_batches():
     assert keeps_batches(make_eval_config(PipelineConfig()))
     assert keeps_batches(_eval_config())
-    with_tfma_metric = _eval_config([tfma.MetricConfig(class_name="ExampleCount")])
+    with_tfma_metric = _eval_config([config_pb2.MetricConfig(class_name="ExampleCount")])
     assert not keeps_batches(with_tfma_metric)
     with_sql_slice = _eval_config()
     with_sql_slice.slicing_specs.add(slice_keys_sql="SELECT STRUCT(genre) FROM example")

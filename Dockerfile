@@ -14,6 +14,8 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /opt/yt8m-tfx
 
 # Some locked packages ship no wheel for Python 3.13 (pyfarmhash, TFDV's): they compile here.
+# Bytecode is compiled once here: each container (a Kubeflow task) would otherwise compile
+# TensorFlow's and TFX's modules again on every start.
 FROM base AS venv
 # Given by `make image` from requirements.in, the one place it is pinned.
 ARG UV_VERSION
@@ -26,8 +28,8 @@ RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-certific
         export SSL_CERT_FILE=/run/secrets/ca-certificates PIP_CERT=/run/secrets/ca-certificates; fi \
     && python3 -m venv "$YT8M_TFX_VENV" \
     && "$YT8M_TFX_VENV/bin/pip" install --quiet --no-cache-dir "uv==$UV_VERSION" \
-    && "$YT8M_TFX_VENV/bin/uv" pip sync --quiet --python "$YT8M_TFX_VENV/bin/python" \
-        requirements.lock
+    && "$YT8M_TFX_VENV/bin/uv" pip sync --quiet --compile-bytecode \
+        --python "$YT8M_TFX_VENV/bin/python" requirements.lock
 
 FROM base
 COPY --from=venv $YT8M_TFX_VENV $YT8M_TFX_VENV
@@ -43,5 +45,5 @@ COPY evaluation/ evaluation/
 # Built with the lock's setuptools, offline. The stamp tells `make setup` (run in a container
 # with the work tree mounted) that this venv already holds the lock and the project.
 RUN "$YT8M_TFX_VENV/bin/uv" pip install --quiet --python "$YT8M_TFX_VENV/bin/python" \
-        --no-deps --no-build-isolation --no-cache . \
+        --no-deps --no-build-isolation --no-cache --compile-bytecode . \
     && touch "$YT8M_TFX_VENV/.installed"

@@ -233,5 +233,9 @@ STARTER_DIR ?= ../youtube-8m
 STARTER_PYTHON ?= $(HOME)/tf115/bin/python
 PARITY_DATA ?= data/sample/video
 
+# make -s print-VARIABLE: a variable's value, for tests and scripts.
+print-%:
+	@echo $($*)
+
 clean:
 	rm -rf pipeline_output serving_model build predictions.csv evaluation_report.html

@@ -29,6 +29,7 @@ from bench.serving import bench_inference, bench_serving
 from bench.workers import bench_workers
 
 REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")  # 12 real videos
+SECTIONS = ("input", "training", "inference", "serving", "pipeline", "growth", "workers")
 
 
 def examples_per_second(dataset, count_examples) -> tuple[float, int]:
@@ -210,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", action="store_true",
                         help="instead: training on 1 vs 2 multi_worker_mirrored workers on "
                              "127.0.0.1 at the same global batch (~5 min)")
+    parser.add_argument("--only", type=lambda text: set(text.split(",")), default=set(SECTIONS),
+                        help=f"the sections to run, of {','.join(SECTIONS)} (default all)")
+    parser.add_argument("--models", type=lambda text: text.split(","),
+                        help="the training section's models (default all; --quick: two)")
+    parser.add_argument("--output_name", default="results",
+                        help="writes OUTPUT_DIR/NAME.json and NAME.md")
     parser.add_argument("--factors", type=lambda text: tuple(map(int, text.split(","))),
                         help="with --scale: the factors to run (default 1,8,32,128); e.g. "
                              "128,512 measures Beam worker processes at 557 k videos")
@@ -228,29 +235,38 @@ def main(argv: list[str] | None = None) -> int:
     from trainer_module.models import MODELS
 
     machine = _machine()
-    models = ["LogisticModel", "DbofModel"] if args.quick else sorted(MODELS)
+    models = args.models or (["LogisticModel", "DbofModel"] if args.quick else sorted(MODELS))
     timed_steps = {"video": 5, "frame": 1} if args.quick else {"video": 20, "frame": 2}
     requests = {1: 20, 64: 5} if args.quick else {1: 500, 64: 30}
     growth = (1, 2) if args.quick else (1, 4, 16)
     rows: list[dict] = []
+    only = args.only
     with tempfile.TemporaryDirectory() as workdir:
+        # The pipeline runs push the model that inference and serving measure.
         pipeline_rows, serving_base = bench_pipelines(workdir, None if args.quick
                                                       else args.shared_data)
         model_dir = glob.glob(f"{serving_base}/*")[0]
         frame_roots = {"real shards": REAL_FRAMES,
                        "generated, real lengths": make_real_length_frames(workdir)}
-        rows += bench_input(epochs=1 if args.quick else 4, frame_roots=frame_roots)
-        rows += bench_training(models, timed_steps, frame_roots)
-        rows += bench_inference(model_dir)
-        rows += bench_serving(serving_base, requests)
-        rows += pipeline_rows
-        rows += bench_growth(workdir, growth, 250 if args.quick else 500)
-        rows += bench_workers(workdir, worker_steps)
+        if "input" in only:
+            rows += bench_input(epochs=1 if args.quick else 4, frame_roots=frame_roots)
+        if "training" in only:
+            rows += bench_training(models, timed_steps, frame_roots)
+        if "inference" in only:
+            rows += bench_inference(model_dir)
+        if "serving" in only:
+            rows += bench_serving(serving_base, requests)
+        if "pipeline" in only:
+            rows += pipeline_rows
+        if "growth" in only:
+            rows += bench_growth(workdir, growth, 250 if args.quick else 500)
+        if "workers" in only:
+            rows += bench_workers(workdir, worker_steps)
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+    with open(os.path.join(args.output_dir, f"{args.output_name}.json"), "w") as f:
         json.dump({"machine": machine, "results": rows}, f, indent=2)
     table = markdown(rows, machine)
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+    with open(os.path.join(args.output_dir, f"{args.output_name}.md"), "w") as f:
         f.write(table)
     print(table)
     return 0

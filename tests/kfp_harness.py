@@ -18,6 +18,8 @@ metadata/client.go; Vertex AI Pipelines as documented for TFX's `KubeflowV2DagRu
   `env`, and records
   the output artifacts, with the metadata the executor wrote in its `ExecutorOutput`, for
   downstream tasks;
+- a task starts once every task it depends on (`dependentTasks`, the producers of its input
+  artifacts) has finished, concurrently with other ready tasks;
 - importer tasks register their artifact (URI and metadata) without running a container;
 - a task whose `cachingOptions.enableCache` is set reuses the outputs of an earlier run whose
   cache key matches (backend/src/v2/cacheutils/cache.go `GenerateCacheKey`: the input
@@ -31,6 +33,7 @@ mounted root needs no copy), retries, and the Go launcher itself.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -43,6 +46,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tests import containers
 
 OPEN_SOURCE_KFP, VERTEX = "open-source KFP", "Vertex AI"
+# Tasks whose inputs are ready run at once, as on a cluster; here one per CPU.
+PARALLEL_TASKS = os.cpu_count() or 1
 
 
 class SpecRefused(Exception):
@@ -79,28 +84,28 @@ def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:
 def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
                  mounts: list[str], env: dict | None = None,
                  cache: dict | None = None) -> dict[str, TaskRun]:
-    """Runs every task of the spec in dependency order, each in a container with `mounts`;
-    returns the task runs by name. `cache` (shared between runs, as a backend's is) enables
-    KFP's caching. Raises CalledProcessError (with the task's output) when a task fails."""
+    """Runs every task of the spec, each in a container with `mounts`, as soon as the tasks
+    it depends on are done (as a backend does, up to PARALLEL_TASKS at once); returns the
+    task runs by name. `cache` (shared between runs, as a backend's is) enables KFP's
+    caching. Raises CalledProcessError (with the task's output) when a task fails."""
     spec = load_spec(spec_path)
     check_spec(spec, mode)
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     tasks = spec.root.dag.tasks
     done: dict[str, TaskRun] = {}
-    for name in _topological_order(tasks):
+
+    def run_task(name: str) -> TaskRun:
         task = tasks[name]
         component = spec.components[task.component_ref.name]
         executor = executors[component.executor_label]
         if "importer" in executor:
-            done[name] = _import(name, executor["importer"], component)
-            continue
+            return _import(name, executor["importer"], component)
         executor_input = _executor_input(name, task, component, done, pipeline_root, run_id,
                                          typed_inputs=mode == VERTEX)
         container = executor["container"]
         key = _cache_key(executor_input, container)
         if cache is not None and task.caching_options.enable_cache and key in cache:
-            done[name] = dataclasses.replace(cache[key], name=name, cached=True)
-            continue
+            return dataclasses.replace(cache[key], name=name, cached=True)
         # The pod's environment: the spec's `env`, then the test's.
         task_env = {**{e["name"]: e["value"] for e in container.get("env", [])}, **(env or {})}
         if mode == VERTEX and "lifecycle" in container:
@@ -109,9 +114,24 @@ def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
                          pre_cache_check["args"], executor_input, task_env, mounts)
         log = _run_command(name, container["image"], container["command"], container["args"],
                            executor_input, task_env, mounts)
-        done[name] = TaskRun(name, _outputs(executor_input), log)
+        run = TaskRun(name, _outputs(executor_input), log)
         if cache is not None:
-            cache[key] = done[name]
+            cache[key] = run
+        return run
+
+    pending, running = set(tasks), {}
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL_TASKS) as pool:
+        while pending or running:
+            for name in sorted(pending):
+                if _upstream(tasks[name]) <= done.keys():
+                    pending.discard(name)
+                    running[pool.submit(run_task, name)] = name
+            if not running:
+                raise SpecRefused(f"tasks wait on each other or on no task: {sorted(pending)}")
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                done[running.pop(future)] = future.result()  # a failure raises here
     return done
 
 
@@ -127,24 +147,10 @@ def _cache_key(executor_input, container: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _topological_order(tasks) -> list[str]:
-    order, seen = [], set()
-
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        task = tasks[name]
-        upstream = set(task.dependent_tasks)
-        upstream |= {spec.task_output_artifact.producer_task
-                     for spec in task.inputs.artifacts.values()}
-        for dependency in sorted(upstream):
-            visit(dependency)
-        order.append(name)
-
-    for name in sorted(tasks):
-        visit(name)
-    return order
+def _upstream(task) -> set[str]:
+    """The tasks this one waits for: its dependencies and the producers of its inputs."""
+    return set(task.dependent_tasks) | {spec.task_output_artifact.producer_task
+                                        for spec in task.inputs.artifacts.values()}
 
 
 def _executor_input(name, task, component, done, pipeline_root, run_id, typed_inputs):

@@ -1,7 +1,7 @@
 """The serving deployment files agree with each other, the Makefile and the REST contract."""
 
 import os
-import re
+import subprocess
 
 import yaml
 
@@ -17,8 +17,14 @@ def load_all(name):
 
 
 def makefile_image():
-    with open(os.path.join(PROJECT_ROOT, "Makefile")) as f:
-        return re.search(r"^TF_SERVING_IMAGE \?= (\S+)$", f.read(), re.M).group(1)
+    """`make serve`'s image: TF Serving of the TensorFlow minor the lock pins."""
+    image = subprocess.run(["make", "-s", "NATIVE=1", "print-TF_SERVING_IMAGE"], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(PROJECT_ROOT, "requirements.lock")) as f:
+        (tensorflow,) = [line for line in f if line.startswith("tensorflow==")]
+    minor = ".".join(tensorflow.split("==")[1].split(".")[:2])
+    assert image == f"tensorflow/serving:{minor}.0"
+    return image
 
 
 def test_compose_serves_the_pushed_models_folder():

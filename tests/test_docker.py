@@ -39,7 +39,7 @@ def ignored(relative_path: str) -> bool:
 def copied_sources():
     sources = []
     for instruction, args in dockerfile_instructions():
-        if instruction == "COPY":
+        if instruction == "COPY" and not args.startswith("--from="):  # not from a stage
             sources.extend(args.split()[:-1])
     return [s.rstrip("/") for s in sources]
 

@@ -41,7 +41,8 @@ def test_two_workers_train_checkpoint_resume_and_export_one_model(tmp_path):
 
     # One SavedModel per run, the chief's; the other worker's scratch folders are gone.
     assert sorted(os.listdir(export)) == ["10", "6"]
-    assert os.listdir(scratch) == []
+    # (TensorFlow's autograph leaves its generated modules' bytecode there, not ours.)
+    assert set(os.listdir(scratch)) <= {"__pycache__"}
     assert other == {} and chief["num_examples"] == 16
     with open(export / "10" / EXTRA_ASSETS_DIR / HISTORY_FILENAME) as f:
         history = json.load(f)

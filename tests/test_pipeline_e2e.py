@@ -7,6 +7,7 @@ import dataclasses
 import html
 import io
 import os
+import re
 import shutil
 
 import numpy as np
@@ -83,6 +84,20 @@ def test_the_first_run_prints_the_metrics_and_pushes_its_best_validation_step(ru
     assert f"Training:    kept step {best} of 40 (best validation GAP {gaps[best]:.4f})" in summary
     assert os.path.dirname(first.pushed_path) == runs.serving
     assert os.path.exists(os.path.join(first.pushed_path, "saved_model.pb"))
+
+
+def test_every_component_prints_its_start_and_end_in_dag_order(runs):
+    lines = runs.first_summary.splitlines()
+    started = [m[1] for line in lines if (m := re.fullmatch(r"Component (\w+) is running\.", line))]
+    finished = [m[1] for line in lines if (m := re.fullmatch(
+        r"Component (\w+) is finished \((\d+ min )?\d+ s\)\.", line))]
+    assert started == finished
+    assert set(finished) == {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+                             "StopOnAnomalies", "Transform", "Trainer", "BaselineModel",
+                             "Evaluator", "EvaluationReport", "Pusher", "BatchPredict"}
+    order = finished.index
+    assert order("ImportExampleGen") < order("StatisticsGen") < order("Transform") < order(
+        "Trainer") < order("Evaluator") < order("Pusher")
 
 
 def test_the_pushed_model_runs_in_tf_servings_loader_without_training_state(runs, tmp_path):

@@ -33,7 +33,11 @@ find_engine() {
     ENGINE=(docker)
     return
   fi
-  command -v podman >/dev/null || install_podman
+  if ! command -v podman >/dev/null; then
+    install_podman
+  elif ! command -v runc >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    install_podman  # for runc
+  fi
   ENGINE=(podman)
   # crun (podman's default) fails on some kernels' cgroups and rlimits; runc does not.
   if command -v runc >/dev/null; then ENGINE+=(--runtime runc); fi

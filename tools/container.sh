@@ -62,10 +62,10 @@ ensure_base() {
   command -v debootstrap >/dev/null || install_podman
   say "no container registry reachable: building $base here with debootstrap (Debian's packages)"
   root=$(mktemp -d)
-  trap 'rm -rf "$root"' RETURN
   debootstrap --variant=minbase "$suite" "$root" http://deb.debian.org/debian >/dev/null
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | "${ENGINE[@]}" import - "$base" >/dev/null
+  tar -C "$root" -c . | "${ENGINE[@]}" import - "$base" >/dev/null 2>&1
+  rm -rf "$root"
 }
 
 build() {

@@ -21,6 +21,8 @@ PYTHON_VERSION := 3.13
 PYTHON ?= $(shell for p in python$(PYTHON_VERSION) $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python; do \
 	command -v $$p >/dev/null 2>&1 && { command -v $$p; break; }; done)
 CONTAINER := tools/container.sh
+# Takes TensorFlow's start-up notices out of stderr (none with VERBOSE=1).
+QUIET := tools/quiet.sh
 # Quiet by default: no TensorFlow C++ notices or dependencies' deprecation warnings.
 # VERBOSE=1 (or YT8M_TFX_VERBOSE=1 in the environment) shows them.
 VERBOSE ?= $(YT8M_TFX_VERBOSE)
@@ -139,7 +141,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 run-local: setup $(RUN_DEPS)
-	$(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
+	$(QUIET) $(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
 		$(if $(TRAIN_STEPS),--train_steps=$(TRAIN_STEPS)) $(if $(PRESET),--preset=$(PRESET)) \
 		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(if $(VERBOSE),--verbose) $(ARGS)
 
@@ -152,7 +154,7 @@ $(FRAME_SAMPLE)/.done: trainer_module/frames.py | setup
 	@touch $@
 
 serve-local: setup
-	$(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(MODEL_BASE) \
+	$(QUIET) $(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(MODEL_BASE) \
 		--rest_api_port=$(PORT)
 
 predict: setup
@@ -165,11 +167,11 @@ check-serving: setup
 		--model_name=$(MODEL_NAME) --port=$(PORT)
 
 infer: setup
-	$(PY) -m serving.batch_predict --model_dir=$(MODEL_BASE) --input_data_pattern='$(INPUT)' \
+	$(QUIET) $(PY) -m serving.batch_predict --model_dir=$(MODEL_BASE) --input_data_pattern='$(INPUT)' \
 		--output_file=$(OUTPUT) $(ARGS)
 
 evaluate: setup
-	$(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
+	$(QUIET) $(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
 
 LOGDIR ?= pipeline_output/Trainer/model_run
 tensorboard: setup

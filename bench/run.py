@@ -102,9 +102,9 @@ def _training_step_row(name: str, data_name: str, root: str, steps: int) -> dict
                            shuffle=True, num_epochs=None, seed=0, max_frames=config.max_frames)
     keras.utils.set_random_seed(0)
     model = compile_model(config)
-    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     seconds = (time.perf_counter() - start) / steps
     return {"section": "training", "name": f"{name}, {data_name}" if frame else name,
             "rate": BATCH_SIZE / seconds, "unit": "examples/s", "step_ms": seconds * 1000,

@@ -103,6 +103,8 @@ def configure_logging(verbose: bool) -> None:
             warnings.filterwarnings("ignore", category=category)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_ProgressOnly())
+        # TensorFlow's own handler: asset notices and deprecation notes about library code.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def local_bytes(files: dict[str, list[str]]) -> int:

@@ -52,7 +52,9 @@ def fit(model: keras.Model, dataset: tf.data.Dataset, steps: int,
     itself: the model's own `train_step` on each worker's share of the global batch (the
     strategy's distributed dataset), the optimizer summing the gradients across workers."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=2, callbacks=callbacks)
+        # The reader shuffles; Keras' own shuffle applies to arrays only.
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=2, callbacks=callbacks,
+                  shuffle=False)
         return
     with strategy.scope():
         if not model.optimizer.built:  # its slots are created here, not while tracing

@@ -118,6 +118,11 @@ run() {
     args+=(-v "$HOST_CA:/run/host-ca-certificates.crt:ro" -e SSL_CERT_FILE=/run/host-ca-certificates.crt)
   fi
   if [[ -t 0 && -t 1 ]]; then args+=(-it); fi
+  # Docker runs as root: files the container writes in the tree stay the user's. (Rootless
+  # podman maps the container's root to the user already.)
+  if [[ ${ENGINE[0]} == docker && $(id -u) != 0 ]]; then
+    args+=(-u "$(id -u):$(id -g)" -e HOME="$tree/build/tmp")
+  fi
   if [[ -n $api ]]; then
     start_engine_api
     args+=(-v "$SOCKET:$CONTAINER_SOCKET" -e YT8M_TFX_ENGINE_SOCKET="$CONTAINER_SOCKET")

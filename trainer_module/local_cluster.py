@@ -90,4 +90,6 @@ def train_on_local_workers(config: dict, train_files: list[str], eval_files: lis
         if process.returncode != 0 or "\nmetrics " not in output:
             raise WorkerError(f"worker {index} exited {process.returncode}:\n"
                               + "\n".join(output.splitlines()[-20:]))
-    return [json.loads(output.rsplit("\nmetrics ", 1)[1]) for output in outputs], wall
+    # The metrics line's own JSON: the worker's stderr (merged) may go on after it.
+    return [json.loads(output.rsplit("\nmetrics ", 1)[1].split("\n", 1)[0])
+            for output in outputs], wall

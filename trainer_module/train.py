@@ -174,35 +174,37 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     # Every worker takes part in each step and checkpoint save (their collectives); the
     # others write what only the chief keeps into a folder of their own, removed at the end.
     scratch = None if is_chief else tempfile.mkdtemp(prefix=f"worker{task_id}_")
-    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir if is_chief else scratch,
-                                             update_freq=10),
-                 *(extra_callbacks or [])]
-    initial_step = 0
-    # Variables (model, optimizer slots restored from a checkpoint) belong to the strategy.
-    with strategy.scope():
-        model = compile_model(config)
-        if config.train_dir:
-            manager, initial_step = checkpoints.restore_or_start(
-                model, config, write_dir=None if is_chief else scratch)
-            callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
-                                                         config.checkpoint_steps))
-        if initial_step == 0 and warm_start_from:
-            checkpoints.warm_start(model, warm_start_from)
-    validation = None
-    if config.eval_every_steps > 0:
-        validation = KeepBestOnValidation(
-            lambda: evaluate_model(model, eval_ds, config, eval_steps), config.eval_every_steps,
-            config.early_stopping_patience, initial_step)
-        callbacks.append(validation)
-    if initial_step < train_steps:
-        fit(model, train_ds, train_steps - initial_step, callbacks, strategy)
-    else:
-        log.warning("the checkpoint in %s is at step %d >= train_steps %d: nothing to train "
-                    "(pass --start_new_model to train a new model)",
-                    config.train_dir, initial_step, train_steps)
-
+    try:
+        callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir if is_chief else scratch,
+                                                 update_freq=10),
+                     *(extra_callbacks or [])]
+        initial_step = 0
+        # Variables (model, optimizer slots restored from a checkpoint) belong to the strategy.
+        with strategy.scope():
+            model = compile_model(config)
+            if config.train_dir:
+                manager, initial_step = checkpoints.restore_or_start(
+                    model, config, write_dir=None if is_chief else scratch)
+                callbacks.append(checkpoints.SaveCheckpoints(manager, initial_step,
+                                                             config.checkpoint_steps))
+            if initial_step == 0 and warm_start_from:
+                checkpoints.warm_start(model, warm_start_from)
+        validation = None
+        if config.eval_every_steps > 0:
+            validation = KeepBestOnValidation(
+                lambda: evaluate_model(model, eval_ds, config, eval_steps), config.eval_every_steps,
+                config.early_stopping_patience, initial_step)
+            callbacks.append(validation)
+        if initial_step < train_steps:
+            fit(model, train_ds, train_steps - initial_step, callbacks, strategy)
+        else:
+            log.warning("the checkpoint in %s is at step %d >= train_steps %d: nothing to train "
+                        "(pass --start_new_model to train a new model)",
+                        config.train_dir, initial_step, train_steps)
+    finally:  # also when training fails
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
         return {}  # the chief evaluates and exports the model
     if strategy.num_replicas_in_sync > 1:
         model = _without_strategy(model, config)

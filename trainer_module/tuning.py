@@ -50,4 +50,5 @@ def tuner_fn(fn_args):
     train, validate = make_datasets(config, fn_args.train_files, fn_args.eval_files)
     return TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train, "validation_data": validate, "steps_per_epoch": fn_args.train_steps,
-        "validation_steps": fn_args.eval_steps or None, "epochs": 1, "verbose": 2})
+        "validation_steps": fn_args.eval_steps or None, "epochs": 1, "verbose": 2,
+        "shuffle": False})  # the reader shuffles

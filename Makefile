@@ -66,7 +66,7 @@ KFP_PACKAGE ?= build/kfp/pipeline.yaml
 KFP_HOST ?=
 EXPERIMENT ?= yt8m
 
-.PHONY: help setup run-local test test-fast lint lock clean serve predict check-serving infer \
+.PHONY: FORCE help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
 	bench bench-scale bench-evaluator bench-workers parity image \
 	validate-data download \
@@ -106,6 +106,18 @@ help:
 
 image:
 	@$(CONTAINER) build $(IMAGE) $(UV_VERSION)
+	@touch $(IMAGE_STAMP)
+
+# The image, rebuilt only when what it copies changed or it is gone (a cached rebuild still
+# reads the whole context: about a minute here).
+IMAGE_SOURCES := Dockerfile requirements.lock pyproject.toml README.md \
+	$(shell find trainer_module components pipeline data_tools serving shards evaluation \
+		-type f ! -name '*.pyc' 2>/dev/null)
+IMAGE_STAMP := build/image-$(subst :,-,$(subst /,-,$(IMAGE))).stamp
+$(IMAGE_STAMP): $(IMAGE_SOURCES) $(if $(NATIVE)$(IN_IMAGE),,$(shell $(CONTAINER) exists $(IMAGE) || echo FORCE))
+	@mkdir -p build
+	@$(MAKE) --no-print-directory image
+FORCE:
 
 serve:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
@@ -124,7 +136,7 @@ STACK_TARGETS := setup run-local serve-local predict check-serving infer evaluat
 	parity lint test test-fast lock
 
 ifeq ($(NATIVE),)
-$(STACK_TARGETS): image
+$(STACK_TARGETS): $(IMAGE_STAMP)
 	@echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) (the lock's TFX wheels need it): 'make $@' runs in $(IMAGE)"
 	@$(CONTAINER) run $(IMAGE) $(if $(filter test,$@),--engine-api) -- \
 		make --no-print-directory $@ $(MAKEOVERRIDES)
@@ -215,7 +227,7 @@ lint: setup
 
 # The whole suite. Kubeflow tasks start in containers of the image (tests/containers.py), so
 # the image is built first; in the image itself it is already there.
-test: lint $(if $(IN_IMAGE),,image)
+test: lint $(if $(IN_IMAGE),,$(IMAGE_STAMP))
 	@$(CONTAINER) with-engine-api -- $(PY) -m pytest -q
 
 # Unit tests only: no whole-pipeline, Kubeflow-spec or image runs (minutes each).

@@ -8,6 +8,8 @@
 #       runs COMMAND in a container of IMAGE with this work tree mounted read-write at its own
 #       path (its parent folder read-only, for data beside it; more with YT8M_TFX_MOUNTS).
 #       --engine-api: COMMAND may start containers of its own (tests/containers.py).
+#   tools/container.sh exists IMAGE
+#       exits 0 if the engine has IMAGE.
 #   tools/container.sh with-engine-api -- COMMAND…
 #       runs COMMAND here with YT8M_TFX_ENGINE_SOCKET set to the engine's API socket.
 set -euo pipefail
@@ -140,9 +142,21 @@ with_engine_api() {
   "$@"
 }
 
+exists() {  # installs nothing: without an engine there is no image
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    docker image inspect "$1" >/dev/null 2>&1
+  elif command -v podman >/dev/null; then
+    podman image inspect "$1" >/dev/null 2>&1
+  else
+    return 1
+  fi
+}
+
 case ${1:-} in
   build) shift; build "$@" ;;
+  exists) shift; exists "$@" ;;
   run) shift; run "$@" ;;
   with-engine-api) shift; with_engine_api "$@" ;;
-  *) say "usage: $0 build IMAGE UV_VERSION | run IMAGE [--engine-api] -- COMMAND… | with-engine-api -- COMMAND…"; exit 2 ;;
+  *) say "usage: $0 build IMAGE UV_VERSION | exists IMAGE | run IMAGE [--engine-api] -- COMMAND…"
+     say "       $0 with-engine-api -- COMMAND…"; exit 2 ;;
 esac

@@ -146,6 +146,8 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
 		echo "error: Python $(PYTHON_VERSION) not found (the lock is for it): install it (e.g. 'pyenv install $(PYTHON_VERSION)') or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 1; fi
+	@if ! command -v c++ >/dev/null 2>&1; then \
+		echo "error: a C++ compiler and Python's headers are needed (pyfarmhash, a TFDV dependency, has no wheel for Python $(PYTHON_VERSION)): e.g. 'apt-get install g++ python3-dev'" >&2; exit 1; fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) pip sync --quiet --python $(PY) requirements.lock

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import urllib.parse
 
 SOCKET_VARIABLE = "YT8M_TFX_ENGINE_SOCKET"
@@ -49,14 +50,14 @@ def engine_socket() -> str | None:
 
 
 def test_image() -> str:
-    """The image `make test` built (tools/container.sh passes its name), else the Makefile's."""
+    """The image `make test` built (tools/container.sh passes its name), else the Makefile's
+    IMAGE, where its name is derived."""
     from tests.conftest import PROJECT_ROOT
 
     if os.environ.get(IMAGE_VARIABLE):
         return os.environ[IMAGE_VARIABLE]
-    with open(os.path.join(PROJECT_ROOT, "pyproject.toml")) as f:
-        fields = dict(line.split(" = ", 1) for line in f if line.startswith(("name", "version")))
-    return f"{json.loads(fields['name'])}:{json.loads(fields['version'])}"
+    return subprocess.run(["make", "-s", "NATIVE=1", "print-IMAGE"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _call(method: str, path: str, body: dict | None = None, timeout: float = 60) -> bytes:

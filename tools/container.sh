@@ -30,20 +30,30 @@ install_podman() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null
 }
 
-find_engine() {
+# Sets ENGINE: docker where a daemon answers, else podman with the flags this host needs;
+# fails when neither is installed.
+detect_engine() {
   if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     ENGINE=(docker)
     return
   fi
-  if ! command -v podman >/dev/null; then
-    install_podman
-  elif ! command -v runc >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    install_podman  # for runc
-  fi
+  command -v podman >/dev/null || return 1
   ENGINE=(podman)
   # crun (podman's default) fails on some kernels' cgroups and rlimits; runc does not.
   if command -v runc >/dev/null; then ENGINE+=(--runtime runc); fi
   if [[ ! -d /run/systemd/system ]]; then ENGINE+=(--cgroup-manager cgroupfs); fi
+}
+
+# detect_engine, installing podman (and runc) first where they are missing and we may.
+find_engine() {
+  if ! detect_engine; then
+    install_podman
+    detect_engine
+  elif [[ ${ENGINE[0]} == podman ]] && ! command -v runc >/dev/null && [[ $(id -u) == 0 ]] \
+      && command -v apt-get >/dev/null; then
+    install_podman  # for runc
+    detect_engine
+  fi
 }
 
 # The base image (the Dockerfile's first FROM), pulled, or built here when no registry answers:
@@ -143,13 +153,7 @@ with_engine_api() {
 }
 
 exists() {  # installs nothing: without an engine there is no image
-  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-    docker image inspect "$1" >/dev/null 2>&1
-  elif command -v podman >/dev/null; then
-    podman image inspect "$1" >/dev/null 2>&1
-  else
-    return 1
-  fi
+  detect_engine && "${ENGINE[@]}" image inspect "$1" >/dev/null 2>&1
 }
 
 case ${1:-} in

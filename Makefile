@@ -143,6 +143,12 @@ $(STACK_TARGETS): $(IMAGE_STAMP)
 else
 setup: $(STAMP)
 
+ifneq ($(IN_IMAGE),)
+# The image's build installed its venv (Dockerfile); the host rebuilds the image when the lock
+# or a source changes ($(IMAGE_STAMP)), so a work tree newer than the image's stamp is no cause.
+$(STAMP):
+	@echo "error: $(STAMP) is missing: YT8M_TFX_VENV=$(VENV) is not the image's installed venv" >&2; exit 1
+else
 $(STAMP): requirements.lock pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
 		echo "error: Python $(PYTHON_VERSION) not found (the lock is for it): install it (e.g. 'pyenv install $(PYTHON_VERSION)') or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 1; fi
@@ -153,6 +159,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip sync --quiet --python $(PY) requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
+endif
 
 run-local: setup $(RUN_DEPS)
 	$(QUIET) $(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \

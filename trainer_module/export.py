@@ -8,6 +8,12 @@ Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes
 - `predict_features`: video level only, the raw float features by name (JSON-friendly).
 - `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
   (the Evaluator's preprocessing function; present when a Transform graph is given).
+- `serving_segments` (frame-level models of the 2018 classes): `examples`, serialized
+  SequenceExamples → every 5-second segment of each (trainer_module.segments) as
+  `segment_ids` (`<video id>:<start>`), `segment_start_times` [videos, segments] and
+  `segment_scores` [videos, segments, 1000]: the classes of `segment_label_ids.csv`, ascending.
+- `segment_ratings`: the same segments' rated scores (-1: unrated), from segment-rated
+  examples (the Evaluator's label for segment MAP).
 
 The SavedModel holds the serving graph and the variables its signatures read, nothing else:
 no optimizer slots, EMA copies or seed states (checkpoints keep those for resuming). Its root
@@ -29,6 +35,19 @@ import tensorflow as tf
 
 from trainer_module.features import LABELS_KEY, VIDEO_ID_OUTPUT
 from trainer_module.reader import model_input_names, parse_examples
+from trainer_module.segments import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_RATINGS_OUTPUT,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    UNRATED,
+    all_segments,
+    by_video,
+    class_columns,
+    score_segments,
+    segment_class_ids,
+    segment_ratings,
+)
 from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.vocabulary import label_names
 
@@ -128,7 +147,49 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
             return tft_layer(raw)
 
         signatures["transform_features"] = transform_features.get_concrete_function()
+    if spec.is_frame_level and config.num_classes > max(segment_class_ids()):
+        signatures.update(_segment_signatures(model, config))
     return signatures
+
+
+def _segment_signatures(model: keras.Model, config: TrainingConfig) -> dict:
+    """`serving_segments` and `segment_ratings` (see the module docstring)."""
+    spec, size = config.feature_spec(), config.segment_size
+    columns = class_columns(config.num_classes)
+
+    def segments_of(examples):
+        parsed = parse_examples(examples, spec, max_frames=config.max_frames, with_ids=True)
+        scored = score_segments(lambda inputs: model(inputs, training=False), parsed, spec,
+                                parsed[VIDEO_ID_OUTPUT], size, columns)
+        return parsed, scored
+
+    def lay_out(scored, values, fill, num_videos):
+        return by_video(values, scored["video_row"], scored[SEGMENT_START_TIMES_OUTPUT],
+                        num_videos, size, fill)
+
+    @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
+    def serve_segments(examples):
+        parsed, scored = segments_of(examples)
+        videos = tf.size(examples)
+        return {VIDEO_ID_OUTPUT: parsed[VIDEO_ID_OUTPUT],
+                SEGMENT_IDS_OUTPUT: lay_out(scored, scored[SEGMENT_IDS_OUTPUT], "", videos),
+                SEGMENT_START_TIMES_OUTPUT: lay_out(
+                    scored, scored[SEGMENT_START_TIMES_OUTPUT], -1, videos),
+                SEGMENT_SCORES_OUTPUT: lay_out(scored, scored[SEGMENT_SCORES_OUTPUT], 0,
+                                               videos)}
+
+    @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
+    def rate_segments(examples):
+        parsed = parse_examples(examples, spec, max_frames=config.max_frames,
+                                with_segments=True)
+        segments = all_segments(parsed, spec, size)
+        keys = segments["video_row"], segments["start_time"]
+        ratings = segment_ratings(parsed, *keys, columns)
+        return {SEGMENT_RATINGS_OUTPUT: by_video(ratings, *keys, tf.size(examples), size,
+                                                 UNRATED)}
+
+    return {"serving_segments": serve_segments.get_concrete_function(),
+            "segment_ratings": rate_segments.get_concrete_function()}
 
 
 def load_training_config(model_dir: str) -> TrainingConfig:

@@ -25,10 +25,22 @@ from trainer_module.features import (
     multi_hot,
 )
 from trainer_module.frames import dequantize
+from trainer_module.segments import (
+    LABEL_WEIGHTS_KEY,
+    SEGMENT_LABELS_KEY,
+    SEGMENT_SCORES_KEY,
+    SEGMENT_START_TIMES_KEY,
+    rated_segments,
+)
 
 
-def _labels_and_ids_spec(with_labels: bool, with_ids: bool) -> dict:
+def _labels_and_ids_spec(with_labels: bool, with_ids: bool, with_segments: bool = False
+                         ) -> dict:
     parse_spec = {LABELS_KEY: tf.io.VarLenFeature(tf.int64)} if with_labels else {}
+    if with_segments:
+        parse_spec.update({SEGMENT_LABELS_KEY: tf.io.VarLenFeature(tf.int64),
+                           SEGMENT_START_TIMES_KEY: tf.io.VarLenFeature(tf.int64),
+                           SEGMENT_SCORES_KEY: tf.io.VarLenFeature(tf.float32)})
     if with_ids:
         parse_spec.update({key: tf.io.FixedLenFeature([], tf.string, default_value="")
                            for key in VIDEO_ID_KEYS})
@@ -57,10 +69,12 @@ def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
 
 def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
                          max_frames: int = DEFAULT_MAX_FRAMES,
-                         with_ids: bool = False) -> dict[str, tf.Tensor]:
+                         with_ids: bool = False,
+                         with_segments: bool = False) -> dict[str, tf.Tensor]:
     """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames
-    ([batch, min(longest video, max_frames), size])."""
-    context_spec = _labels_and_ids_spec(with_labels, with_ids)
+    ([batch, min(longest video, max_frames), size]); `with_segments` adds the segment
+    ratings of the context (sparse, trainer_module.segments)."""
+    context_spec = _labels_and_ids_spec(with_labels, with_ids, with_segments)
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
         sequence_features={name: tf.io.RaggedFeature(tf.string) for name in spec.names})
@@ -88,12 +102,14 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
 
 
 def parse_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
-                   max_frames: int = DEFAULT_MAX_FRAMES,
-                   with_ids: bool = False) -> dict[str, tf.Tensor]:
+                   max_frames: int = DEFAULT_MAX_FRAMES, with_ids: bool = False,
+                   with_segments: bool = False) -> dict[str, tf.Tensor]:
     """Video- or frame-level parsing, as `spec` says. With `with_ids`, `video_id` holds each
-    example's 2018 `id` or 2017 `video_id`."""
+    example's 2018 `id` or 2017 `video_id`; `with_segments` (frame level): the segment
+    ratings too."""
     if spec.is_frame_level:
-        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids)
+        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids,
+                                    with_segments)
     return parse_video_examples(serialized, spec, with_labels, with_ids)
 
 
@@ -124,11 +140,15 @@ def make_dataset(
     with_labels: bool = True,
     seed: int | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
+    segment_size: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, multi_hot_labels)` (or just `features` when `with_labels` is False).
 
     `features` maps each name in `spec` to float32 [batch, size] (video level) or
     [batch, frames ≤ max_frames, size] (frame level, with `num_frames` [batch]).
+    With `segment_size`, the examples are the rated segments of segment-rated frame-level
+    videos (trainer_module.segments), `batch_size` of them a batch, and the labels are
+    `segment_targets`: their scores and label weights.
     """
     files = list_files(file_patterns)
     files_ds = tf.data.Dataset.from_tensor_slices(files)
@@ -143,6 +163,9 @@ def make_dataset(
     if shuffle:
         records = records.shuffle(buffer_size=max(4 * batch_size, 1024), seed=seed)
     records = records.repeat(num_epochs).batch(batch_size)
+    if segment_size:
+        return _segment_batches(records, spec, num_classes, batch_size, segment_size,
+                                max_frames, shuffle, seed)
 
     def parse(serialized):
         parsed = parse_examples(serialized, spec, with_labels, max_frames)
@@ -152,3 +175,43 @@ def make_dataset(
         return features, multi_hot(parsed[LABELS_KEY], num_classes)
 
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def segment_video_batches(file_patterns: str | list[str], spec: FeatureSpec, batch_size: int,
+                          max_frames: int = DEFAULT_MAX_FRAMES) -> tf.data.Dataset:
+    """One pass over segment-rated videos: batches of parsed videos with their ids and
+    segment ratings (the input of segment evaluation)."""
+    files = list_files(file_patterns)
+    records = tf.data.TFRecordDataset(files, compression_type=compression_of(files[0]))
+    return records.batch(batch_size).map(
+        lambda serialized: parse_frame_examples(serialized, spec, max_frames=max_frames,
+                                                with_ids=True, with_segments=True),
+        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def segment_targets(labels: tf.Tensor, label_weights: tf.Tensor) -> tf.Tensor:
+    """What segment training fits: the rated scores and their weights stacked
+    [segments, 2, classes], so that the loss sees which classes were rated
+    (losses.MaskedLoss)."""
+    return tf.stack([labels, label_weights], axis=1)
+
+
+def _segment_batches(video_batches: tf.data.Dataset, spec: FeatureSpec, num_classes: int,
+                     batch_size: int, segment_size: int, max_frames: int, shuffle: bool,
+                     seed: int | None) -> tf.data.Dataset:
+    """Batches of `batch_size` rated segments from batches of serialized videos."""
+    def to_segments(serialized):
+        parsed = parse_frame_examples(serialized, spec, max_frames=max_frames,
+                                      with_segments=True)
+        features, labels, weights = rated_segments(parsed, spec, num_classes, segment_size)
+        return features, {"labels": labels, LABEL_WEIGHTS_KEY: weights}
+
+    segments = video_batches.map(to_segments, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    if shuffle:
+        segments = segments.shuffle(buffer_size=max(4 * batch_size, 1024), seed=seed)
+
+    def stack(features, targets):
+        return features, segment_targets(targets["labels"], targets[LABEL_WEIGHTS_KEY])
+
+    return (segments.batch(batch_size).map(stack, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -19,7 +19,17 @@ from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model, model_hyperparameters
 from trainer_module.neighbours import blend_with_neighbours
-from trainer_module.reader import make_dataset
+from trainer_module.features import VIDEO_ID_OUTPUT
+from trainer_module.reader import make_dataset, segment_video_batches
+from trainer_module.segment_metrics import SegmentRanking
+from trainer_module.segments import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    class_columns,
+    score_segments,
+    segment_ratings,
+)
 from trainer_module.training_config import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -57,18 +67,37 @@ def build_configured_model(config: TrainingConfig) -> keras.Model:
 def compile_model(config: TrainingConfig) -> keras.Model:
     """The model named by `config.model`, compiled with its loss and optimizer."""
     model = build_configured_model(config)
-    loss = get_loss(config.label_loss, config.label_smoothing)
+    loss = get_loss(config.label_loss, config.label_smoothing, masked=config.segment_labels)
     model.compile(optimizer=make_optimizer(config), loss=loss)
     return model
 
 
 def evaluate_model(model: keras.Model, dataset: tf.data.Dataset, config: TrainingConfig,
                    max_batches: int | None = None) -> dict[str, float]:
-    """GAP/mAP/Hit@1/PERR of `model` on `(features, labels)` batches."""
+    """GAP/mAP/Hit@1/PERR of `model` on `(features, labels)` batches; with
+    `config.segment_labels`, segment MAP on batches of parsed segment-rated videos."""
+    if config.segment_labels:
+        return evaluate_segments(model, dataset, config, max_batches)
     metrics = EvaluationMetrics(config.num_classes, config.top_k)
     for features, labels in dataset.take(max_batches or -1):
         metrics.add(model(features, training=False).numpy(), labels.numpy())
     return metrics.result()
+
+
+def evaluate_segments(model: keras.Model, videos: tf.data.Dataset, config: TrainingConfig,
+                      max_batches: int | None = None) -> dict[str, float]:
+    """Segment MAP@segment_max_pred of `model` over every segment of the `videos` (batches
+    of parsed segment-rated videos, `segment_video_batches`), as the Evaluator computes it."""
+    spec, columns = config.feature_spec(), class_columns(config.num_classes)
+    ranking = SegmentRanking(columns, config.segment_max_pred)
+    for parsed in videos.take(max_batches or -1):
+        scored = score_segments(lambda inputs: model(inputs, training=False), parsed, spec,
+                                parsed[VIDEO_ID_OUTPUT], config.segment_size, columns)
+        ratings = segment_ratings(parsed, scored["video_row"],
+                                  scored[SEGMENT_START_TIMES_OUTPUT], columns)
+        ranking.add(scored[SEGMENT_IDS_OUTPUT].numpy(), scored[SEGMENT_SCORES_OUTPUT].numpy(),
+                    ratings.numpy())
+    return ranking.result()
 
 
 @contextlib.contextmanager
@@ -95,9 +124,10 @@ class KeepBestOnValidation(keras.callbacks.Callback):
     without a better GAP. With a moving average of the weights, that is what is evaluated."""
 
     def __init__(self, evaluate: Callable[[], dict[str, float]], every_steps: int,
-                 patience: int = 0, initial_step: int = 0):
+                 patience: int = 0, initial_step: int = 0, metric: str = "gap"):
         super().__init__()
         self.evaluate = evaluate
+        self.metric = metric  # the one of evaluate()'s results that decides
         self.every_steps = every_steps
         self.patience = patience
         self.step = initial_step
@@ -122,12 +152,12 @@ class KeepBestOnValidation(keras.callbacks.Callback):
 
     def _evaluate(self):
         with moving_average_weights(self.model):
-            gap = self.evaluate()["gap"]
+            gap = self.evaluate()[self.metric]
             better = gap > self._best_gap
             if better:
                 self._best_weights = self.model.get_weights()
         self.gap_by_step.append((self.step, gap))
-        log.info("step %d: validation GAP %.4f", self.step, gap)
+        log.info("step %d: validation %s %.4f", self.step, self.metric, gap)
         if better:
             self._best_gap, self.best_step = gap, self.step
             self._evaluations_without_gain = 0
@@ -144,7 +174,11 @@ def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: li
     spec = config.feature_spec()
     train = make_dataset(train_files, spec, config.num_classes, config.batch_size,
                          shuffle=True, num_epochs=None, seed=config.seed,
-                         max_frames=config.max_frames)
+                         max_frames=config.max_frames,
+                         segment_size=config.segment_size if config.segment_labels else None)
+    if config.segment_labels:
+        return train, segment_video_batches(eval_files, spec, config.batch_size,
+                                            config.max_frames)
     validate = make_dataset(eval_files, spec, config.num_classes, config.batch_size,
                             max_frames=config.max_frames)
     return train, validate
@@ -193,7 +227,8 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
         if config.eval_every_steps > 0:
             validation = KeepBestOnValidation(
                 lambda: evaluate_model(model, eval_ds, config, eval_steps), config.eval_every_steps,
-                config.early_stopping_patience, initial_step)
+                config.early_stopping_patience, initial_step,
+                metric="segment_map" if config.segment_labels else "gap")
             callbacks.append(validation)
         if initial_step < train_steps:
             fit(model, train_ds, train_steps - initial_step, callbacks, strategy)

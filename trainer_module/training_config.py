@@ -12,6 +12,7 @@ from typing import Any
 
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
 from trainer_module.metrics import TOP_K
+from trainer_module.segments import SEGMENT_MAX_PRED, SEGMENT_SIZE
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
@@ -73,6 +74,14 @@ class TrainingConfig:
     top_k: int = setting(TOP_K, "k of GAP@k and of the exported top_k_* outputs", positive)
     max_frames: int = setting(DEFAULT_MAX_FRAMES, "frame-level only: frames kept per video",
                               positive)
+    segment_labels: bool = setting(
+        False, "segment-rated frame-level data (2019): train on the rated segments with the "
+               "loss over the rated classes only, evaluate segment MAP@--segment_max_pred")
+    segment_size: int = setting(SEGMENT_SIZE, "frames per segment (--segment_labels; the "
+                                              "serving_segments signature)", positive)
+    segment_max_pred: int = setting(
+        SEGMENT_MAX_PRED, "segments ranked per class: K of segment MAP@K and of the "
+                          "segment submission", positive)
     seed: int = setting(0, "seed of initialisation, shuffling and dropout")
     train_dir: str = setting(
         "", "checkpoint folder; a rerun resumes from its latest checkpoint "
@@ -109,6 +118,8 @@ class TrainingConfig:
             problem = check(getattr(self, field.name)) if check else None
             if problem:
                 raise ValueError(f"--{field.name} {problem}, got {getattr(self, field.name)}")
+        if self.segment_labels and not self.feature_spec().is_frame_level:
+            raise ValueError("--segment_labels needs frame-level features (--frame_features)")
 
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec.from_flags(self.feature_names, self.feature_sizes)

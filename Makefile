@@ -31,11 +31,23 @@ export TF_CPP_MIN_LOG_LEVEL ?= $(if $(VERBOSE),0,2)
 export PYTHONWARNINGS ?= $(if $(VERBOSE),default,ignore::DeprecationWarning$(,)ignore::FutureWarning)
 , := ,
 FRAME_SAMPLE := build/frame_sample
+SEGMENT_SAMPLE := build/segment_sample
 
 # Pipeline knobs: make run-local MODEL=MoeModel TRAIN_STEPS=500 DATA_ROOT=/data/yt8m/2018/video
 # FRAME=1: frame-level SequenceExamples made from the bundled sample (build/frame_sample).
+# SEGMENTS=1: the 2019 segment task on a segment-rated fixture of the bundled real frames
+# (build/segment_sample, data_tools/make_segment_data.py).
 FRAME ?=
-ifeq ($(FRAME),1)
+SEGMENTS ?=
+ifeq ($(SEGMENTS),1)
+MODEL ?= FrameLevelLogisticModel
+DATA_ROOT ?= $(SEGMENT_SAMPLE)
+FRAME_ARGS := --segment_labels
+RUN_DEPS := $(SEGMENT_SAMPLE)/.done
+# A task of its own: its runs, checkpoints and served models apart from the video-level ones.
+MODEL_BASE ?= serving_model_segments
+RUN_ARGS := --pipeline_root=pipeline_output/segments --serving_model_dir=$(MODEL_BASE)
+else ifeq ($(FRAME),1)
 MODEL ?= FrameLevelLogisticModel
 DATA_ROOT ?= $(FRAME_SAMPLE)
 FRAME_ARGS := --frame_features
@@ -54,8 +66,8 @@ PORT ?= 8501
 MODEL_BASE ?= serving_model
 # TF Serving of the TensorFlow minor the lock pins (the SavedModel's producer).
 TF_SERVING_IMAGE ?= tensorflow/serving:$(shell sed -n 's/^tensorflow==\([0-9]*\.[0-9]*\).*/\1/p' requirements.lock).0
-INPUT ?= data/sample/video/validate/*.tfrecord
-OUTPUT ?= predictions.csv
+INPUT ?= $(if $(filter 1,$(SEGMENTS)),$(SEGMENT_SAMPLE)/validate,data/sample/video/validate)/*.tfrecord
+OUTPUT ?= $(if $(filter 1,$(SEGMENTS)),segment_predictions.csv,predictions.csv)
 
 # Kubeflow knobs: make compile-kfp IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://…
 # The image's name and tag: this project's name and version, written once in pyproject.toml.
@@ -83,6 +95,8 @@ help:
 	@echo "make infer       Kaggle predictions CSV of the latest pushed model:"
 	@echo "                 INPUT='data/test/*.tfrecord' OUTPUT=predictions.csv"
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
+	@echo "SEGMENTS=1 make run-local|infer|evaluate  the 2019 segment task (segment MAP@K,"
+	@echo "                 Class,Segments CSV) on a segment-rated fixture of the real frames"
 	@echo "make image       build the pipeline image (docker or podman) as IMAGE=$(IMAGE)"
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
@@ -164,7 +178,7 @@ endif
 run-local: setup $(RUN_DEPS)
 	$(QUIET) $(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
 		$(if $(TRAIN_STEPS),--train_steps=$(TRAIN_STEPS)) $(if $(PRESET),--preset=$(PRESET)) \
-		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(if $(VERBOSE),--verbose) $(ARGS)
+		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(RUN_ARGS) $(if $(VERBOSE),--verbose) $(ARGS)
 
 # Frame-level sample: 20-60 one-second frames per real video of the bundled sample (seeded):
 # shorter than real videos (120-300 frames) so that the quick start runs in minutes.
@@ -172,6 +186,13 @@ $(FRAME_SAMPLE)/.done: trainer_module/frames.py | setup
 	@for split in train validate; do \
 		$(PY) -m data_tools.make_frame_data --input_pattern="data/sample/video/$$split/*.tfrecord" \
 			--output_dir=$(FRAME_SAMPLE)/$$split --min_frames=20 --max_frames=60 || exit 1; done
+	@touch $@
+
+# The segment-rated fixture: the bundled real frame-level videos with seeded ratings.
+$(SEGMENT_SAMPLE)/.done: data_tools/make_segment_data.py trainer_module/segment_label_ids.csv | setup
+	@for split in train validate; do \
+		$(PY) -m data_tools.make_segment_data --input_pattern="data/sample/frame/$$split/*.tfrecord" \
+			--output_dir=$(SEGMENT_SAMPLE)/$$split || exit 1; done
 	@touch $@
 
 serve-local: setup
@@ -188,11 +209,17 @@ check-serving: setup
 		--model_name=$(MODEL_NAME) --port=$(PORT)
 
 infer: setup
+ifeq ($(SEGMENTS),1)
+	$(QUIET) $(PY) -m evaluation.segments --model_dir=$(MODEL_BASE) \
+		--input_data_pattern='$(INPUT)' --output_file=$(OUTPUT) $(ARGS)
+else
 	$(QUIET) $(PY) -m serving.batch_predict --model_dir=$(MODEL_BASE) --input_data_pattern='$(INPUT)' \
 		--output_file=$(OUTPUT) $(ARGS)
+endif
 
 evaluate: setup
-	$(QUIET) $(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' $(ARGS)
+	$(QUIET) $(PY) -m evaluation.offline_eval --model_dir=$(MODEL_BASE) --eval_data_pattern='$(INPUT)' \
+		$(if $(filter 1,$(SEGMENTS)),--segment_labels) $(ARGS)
 
 LOGDIR ?= pipeline_output/Trainer/model_run
 tensorboard: setup
@@ -261,4 +288,5 @@ print-%:
 	@echo $($*)
 
 clean:
-	rm -rf pipeline_output serving_model build predictions.csv evaluation_report.html
+	rm -rf pipeline_output serving_model serving_model_segments build predictions.csv \
+		segment_predictions.csv evaluation_report.html

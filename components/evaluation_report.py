@@ -13,8 +13,10 @@ from tfx.types.artifact import Artifact
 from tfx.types.standard_artifacts import Examples, Model, ModelEvaluation
 from tfx.utils import path_utils
 
-from components.tfma_metrics import tfma_vertical_rows
+from components.tfma_metrics import load_evaluation, tfma_vertical_rows
+from components.tfma_segment_metrics import SEGMENT_COUNT_NAME, SEGMENT_MAP_NAME
 from evaluation.report import score_labelled_files
+from trainer_module.export import load_training_config
 
 REPORT_FILENAME = "evaluation_report.html"
 
@@ -34,16 +36,25 @@ def EvaluationReport(  # noqa: N802 — TFX components are named like classes
     split: tfx.dsl.components.Parameter[str] = "validate",
 ) -> None:
     """Writes the HTML report of the candidate model on the `split` split (the Evaluator's);
-    GAP per vertical is read from the Evaluator's TFMA slices."""
+    GAP per vertical and segment MAP (segment-rated data) are read from the Evaluator."""
     model_dir = path_utils.serving_model_path(model.uri)
+    training = load_training_config(model_dir)
     split_uri = artifact_utils.get_split_uri([examples], split)
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
-    # GAP per vertical is TFMA's, so it is not computed here again.
-    page = score_labelled_files(model_dir, files, per_vertical=False).html(
+    segment_metrics = None
+    if training.segment_labels:
+        overall = load_evaluation(evaluation.uri)["candidate"]["Overall"]
+        segment_metrics = {"max_pred": training.segment_max_pred,
+                           **{name: overall[name] for name in (SEGMENT_MAP_NAME,
+                                                               SEGMENT_COUNT_NAME)}}
+    # GAP per vertical is TFMA's, not computed again, except in segment runs: their
+    # Evaluator slices nothing.
+    page = score_labelled_files(model_dir, files, per_vertical=training.segment_labels).html(
         "YouTube-8M evaluation report", {"model": model_dir, f"{split} split": split_uri},
-        vertical_rows=tfma_vertical_rows(evaluation.uri))
+        vertical_rows=None if training.segment_labels else tfma_vertical_rows(evaluation.uri),
+        segment_metrics=segment_metrics)
     tf.io.gfile.makedirs(report.uri)  # not created by every orchestrator
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILENAME), "w") as f:
         f.write(page)

@@ -64,7 +64,7 @@ def keeps_batches(eval_config: config_pb2.EvalConfig) -> bool:
             and not options.include_default_metrics.value)
 
 
-def _model_value(batched_value, model_name: str):
+def model_value(batched_value, model_name: str):
     """One model's labels or predictions (TFMA nests them by model name when it evaluates
     several)."""
     if isinstance(batched_value, Mapping) and model_name in batched_value:
@@ -76,8 +76,8 @@ def batch_video_scores(batched_extracts: dict, model_spec: config_pb2.ModelSpec,
                        top_k: int) -> VideoScores:
     """A model's batch reduced to VideoScores; from the signature's ranked top-k outputs
     when it has them for this k, otherwise from all scores."""
-    outputs = _model_value(batched_extracts[constants.PREDICTIONS_KEY], model_spec.name)
-    labels = _model_value(batched_extracts[constants.LABELS_KEY], model_spec.name)
+    outputs = model_value(batched_extracts[constants.PREDICTIONS_KEY], model_spec.name)
+    labels = model_value(batched_extracts[constants.LABELS_KEY], model_spec.name)
     if not isinstance(outputs, Mapping):
         return VideoScores.of(outputs, labels, top_k)
     scores = outputs[model_spec.prediction_key]

@@ -3,9 +3,12 @@ runs the same scan as its pre-flight when the data is small).
 
 Reads every record of every shard: CRC (corrupt or truncated files), empty shards, features
 and sizes, labels within the classes, and the dataset generation: 2018 (`id`, 3,862 classes)
-or 2017 (`video_id`, 4,716 classes). Each problem is one line naming the file.
+or 2017 (`video_id`, 4,716 classes); with `--segment_labels`, each segment rating (start time
+inside the video, score in [0, 1], class in the segment vocabulary). Each problem is one
+line naming the file (and the video and field).
 
     python -m data_tools.validate_data --data_root=/data/yt8m/2018/video [--frame_features]
+    python -m data_tools.validate_data --data_root=build/segment_sample --segment_labels
 """
 
 from __future__ import annotations
@@ -50,9 +53,68 @@ def detect_generation(path: str) -> str | None:
     return None
 
 
-def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None
-               ) -> ShardSummary:
-    """Reads every record; raises PreflightError naming `path` on the first problem."""
+def check_segment_ratings(path: str, video_ids, num_frames, labels, start_times,
+                          scores) -> None:
+    """Each video's segment ratings (numpy, one list per video): the three lists equally
+    long, start times within the video, scores in [0, 1], classes in the segment vocabulary;
+    raises PreflightError naming the file, the video and the field."""
+    from trainer_module.segments import (
+        SEGMENT_LABELS_KEY,
+        SEGMENT_SCORES_KEY,
+        SEGMENT_START_TIMES_KEY,
+        segment_class_ids,
+    )
+
+    vocabulary = set(segment_class_ids())
+    for video, frames, video_labels, starts, video_scores in zip(
+            video_ids, num_frames, labels, start_times, scores, strict=True):
+        where = f"{path}: video {video.decode() if isinstance(video, bytes) else video}"
+        if not len(video_labels) == len(starts) == len(video_scores):
+            raise PreflightError(
+                f"{where}: {SEGMENT_LABELS_KEY}, {SEGMENT_START_TIMES_KEY} and "
+                f"{SEGMENT_SCORES_KEY} must be equally long, got {len(video_labels)}, "
+                f"{len(starts)} and {len(video_scores)}")
+        for start in starts:
+            if not 0 <= start < frames:
+                raise PreflightError(
+                    f"{where}: {SEGMENT_START_TIMES_KEY} {start} is outside the video "
+                    f"(frames 0-{frames - 1})")
+        for score in video_scores:
+            if not 0 <= score <= 1:
+                raise PreflightError(f"{where}: {SEGMENT_SCORES_KEY} {score:g} is outside "
+                                     "[0, 1]")
+        for label in video_labels:
+            if label not in vocabulary:
+                raise PreflightError(
+                    f"{where}: {SEGMENT_LABELS_KEY} {label} is not one of the "
+                    f"{len(vocabulary)} rated classes (trainer_module/segment_label_ids.csv)")
+
+
+def _check_batch_segments(path: str, batch, spec) -> None:
+    """The segment ratings of a batch of serialized SequenceExamples, against each video's
+    real frame count."""
+    import tensorflow as tf
+
+    from trainer_module.features import VIDEO_ID_KEYS
+    from trainer_module.segments import SEGMENT_CONTEXT_KEYS
+
+    context, sequences, _ = tf.io.parse_sequence_example(
+        batch, context_features={
+            **{key: tf.io.RaggedFeature(tf.int64 if key != SEGMENT_CONTEXT_KEYS[-1]
+                                        else tf.float32) for key in SEGMENT_CONTEXT_KEYS},
+            **{key: tf.io.FixedLenFeature([], tf.string, default_value="")
+               for key in VIDEO_ID_KEYS}},
+        sequence_features={spec.names[0]: tf.io.RaggedFeature(tf.string)})
+    video_ids = [a or b for a, b in zip(*(context[key].numpy() for key in VIDEO_ID_KEYS),
+                                        strict=True)]
+    check_segment_ratings(path, video_ids, sequences[spec.names[0]].row_lengths().numpy(),
+                          *(context[key].to_list() for key in SEGMENT_CONTEXT_KEYS))
+
+
+def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None,
+               segments: bool = False) -> ShardSummary:
+    """Reads every record; raises PreflightError naming `path` on the first problem; with
+    `segments`, also each video's segment ratings."""
     import tensorflow as tf
 
     from shards.tf_errors import op_error_reason
@@ -72,6 +134,8 @@ def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None
                 largest = max(largest, int(tf.reduce_max(labels)))
                 if smallest < 0:
                     raise PreflightError(f"{path}: label {smallest} is negative")
+            if segments:
+                _check_batch_segments(path, batch, spec)
             records += int(batch.shape[0])
             if progress is not None:
                 progress.update(int(batch.shape[0]))
@@ -91,15 +155,16 @@ def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None
 
 
 def validate(files: dict[str, list[str]], spec, num_classes: int, max_frames: int,
-             progress: bool = True) -> list[ShardSummary]:
-    """Scans every file; checks that all shards are of one generation."""
+             progress: bool = True, segments: bool = False) -> list[ShardSummary]:
+    """Scans every file; checks that all shards are of one generation; with `segments`,
+    the segment ratings too."""
     from tqdm import tqdm
 
     summaries = []
     with tqdm(unit=" videos", desc="validating", disable=not progress, file=sys.stderr) as bar:
         for flag_files in files.values():
             check_first_example(flag_files[0], spec)
-            summaries += [scan_shard(path, spec, num_classes, max_frames, bar)
+            summaries += [scan_shard(path, spec, num_classes, max_frames, bar, segments)
                           for path in flag_files]
     generations = {s.generation for s in summaries if s.generation}
     if len(generations) > 1:
@@ -120,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"default: from the data's generation ({NUM_CLASSES_2018} for 2018, "
                              f"{NUM_CLASSES_2017} for 2017)")
     parser.add_argument("--max_frames", type=int, default=300)
+    parser.add_argument("--segment_labels", action="store_true",
+                        help="segment-rated frame-level data (2019): also check every rating")
     args = parser.parse_args(argv)
-    spec = FeatureSpec.of(FRAME_LEVEL_FEATURES if args.frame_features else VIDEO_LEVEL_FEATURES)
+    frame_level = args.frame_features or args.segment_labels
+    spec = FeatureSpec.of(FRAME_LEVEL_FEATURES if frame_level else VIDEO_LEVEL_FEATURES)
     try:
         files = check_patterns({
             "--train_data_pattern": os.path.join(args.data_root, TRAIN_PATTERN),
@@ -130,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         generation = detect_generation(first)
         num_classes = (args.num_classes
                        or dict(GENERATIONS.values()).get(generation, NUM_CLASSES_2018))
-        summaries = validate(files, spec, num_classes, args.max_frames)
+        summaries = validate(files, spec, num_classes, args.max_frames,
+                             segments=args.segment_labels)
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     total = sum(s.records for s in summaries)
     print(f"ok: {len(summaries)} shards, {total} videos, {generation or 'unknown'} generation, "
-          f"labels within {num_classes} classes")
+          f"labels within {num_classes} classes"
+          + (", segment ratings within the videos and the rated classes"
+             if args.segment_labels else ""))
     return 0
 
 

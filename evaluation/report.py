@@ -52,9 +52,12 @@ class ReportAccumulator:
         return self.overall.result()
 
     def html(self, title: str, details: dict[str, str],
-             vertical_rows: list[tuple[str, int, float]] | None = None) -> str:
+             vertical_rows: list[tuple[str, int, float]] | None = None,
+             segment_metrics: dict | None = None) -> str:
         """The report page; plots are embedded PNGs. `vertical_rows` (vertical, videos, GAP),
-        e.g. from TFMA's slices, replace the per-vertical GAP computed here."""
+        e.g. from TFMA's slices, replace the per-vertical GAP computed here.
+        `segment_metrics` (`segment_map`, `segment_classes`, `segment_count`, `max_pred`)
+        add the 2019 segment task's section, first."""
         metrics = self.metrics()
         titles = metric_titles(self.overall.top_k)
         rows = "".join(f"<tr><td>{titles[name]}</td><td>{metrics[name]:.4f}</td></tr>"
@@ -62,8 +65,10 @@ class ReportAccumulator:
         rows += f"<tr><td>videos</td><td>{metrics['num_examples']}</td></tr>"
         about = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>"
                         for k, v in details.items())
-        parts = [f"<h1>{html.escape(title)}</h1><ul>{about}</ul>",
-                 f"<h2 id='metrics'>Metrics</h2><table class='metrics'>{rows}</table>"]
+        parts = [f"<h1>{html.escape(title)}</h1><ul>{about}</ul>"]
+        if segment_metrics:
+            parts.append(_segment_section(segment_metrics))
+        parts.append(f"<h2 id='metrics'>Metrics</h2><table class='metrics'>{rows}</table>")
         parts.append("<h2 id='verticals'>GAP per top-level vertical</h2>")
         if self.vocabulary:
             rows = sorted(vertical_rows or self.vertical_rows(), key=lambda row: -row[1])
@@ -129,6 +134,19 @@ class ReportAccumulator:
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1.02)
         return figure
+
+
+def _segment_section(metrics: dict) -> str:
+    """Segment MAP@K with what it covers."""
+    rows = (f"<tr><td>MAP@{metrics['max_pred']}</td><td>{metrics['segment_map']:.4f}</td></tr>"
+            f"<tr><td>segments scored</td><td>{metrics['segment_count']:.0f}</td></tr>")
+    if "segment_classes" in metrics:
+        rows += (f"<tr><td>classes with a positive rating</td>"
+                 f"<td>{metrics['segment_classes']}</td></tr>")
+    return ("<h2 id='segments'>Segments (2019 task)</h2><table class='metrics'>"
+            f"{rows}</table><p>Every 5-second segment ranked per rated class; AP over the "
+            "rated segments of each class's top K. The video-level metrics below score whole "
+            "videos against their video labels.</p>")
 
 
 def _figure(height: float = 4.0):

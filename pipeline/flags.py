@@ -117,9 +117,10 @@ def add_blessing_flags(parser: argparse.ArgumentParser) -> None:
 def training_config_from_args(args: argparse.Namespace, default_train_dir: str) -> TrainingConfig:
     """The TrainingConfig the flags describe; raises FeatureSpecError/PreflightError."""
     spec = FeatureSpec.from_flags(args.feature_names, args.feature_sizes)
-    if args.frame_features and spec == TrainingConfig().feature_spec():
+    frame_features = args.frame_features or args.segment_labels  # segments are frame-level
+    if frame_features and spec == TrainingConfig().feature_spec():
         spec = FeatureSpec.of(FRAME_LEVEL_FEATURES)  # the starter code's frame defaults
-    if args.frame_features and not spec.is_frame_level:
+    if frame_features and not spec.is_frame_level:
         raise FeatureSpecError(
             f"--frame_features needs frame-level --feature_names ({','.join(FRAME_LEVEL_FEATURES)}"
             f"), got {','.join(spec.names)}")
@@ -150,7 +151,7 @@ def check_model(training: TrainingConfig) -> None:
     from trainer_module.train import build_configured_model
 
     try:
-        get_loss(training.label_loss, training.label_smoothing)
+        get_loss(training.label_loss, training.label_smoothing, training.segment_labels)
         build_configured_model(training)
     except ValueError as error:
         raise PreflightError(str(error)) from None

@@ -16,10 +16,12 @@ from components.predictions_csv import BatchPredict
 from components.streaming_import import StreamingImportExampleGen
 from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
+from components.tfma_segment_metrics import SEGMENT_METRIC_CLASSES, SegmentMeanAveragePrecision
 from data_tools.checks import SPLIT_DIRS
 from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig, beam_runs_on_one_machine
 from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
+from trainer_module.segments import SEGMENT_RATINGS_OUTPUT
 from trainer_module.transform import transform_custom_config
 
 RUN_FN = "trainer_module.train.run_fn"
@@ -36,7 +38,8 @@ UNCACHED_NODE_IDS = (BASELINE_NODE_ID, WARM_START_NODE_ID)
 
 def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     """TFMA config: the YouTube-8M metrics on the validate split, and the blessing rule
-    (GAP at least `gap_floor` and no more than `max_gap_regression` below the baseline)."""
+    (GAP at least `gap_floor` and no more than `max_gap_regression` below the baseline);
+    with segment labels, segment MAP@K takes GAP's place."""
     training = config.training
     gap_threshold = config_pb2.MetricThreshold(
         value_threshold=config_pb2.GenericValueThreshold(
@@ -51,6 +54,8 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     overall = config_pb2.SlicingSpec()
     gap_thresholds = [config_pb2.PerSliceMetricThreshold(slicing_specs=[overall],
                                                          threshold=gap_threshold)]
+    if training.segment_labels:
+        return _segment_eval_config(training, overall, gap_thresholds)
     metric_args = json.dumps({"num_classes": training.num_classes, "top_k": training.top_k})
     yt8m_metrics = [
         config_pb2.MetricConfig(
@@ -70,6 +75,24 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
         slicing_specs=slicing_specs,
         metrics_specs=[config_pb2.MetricsSpec(metrics=yt8m_metrics)],
         # Only our metrics, so that the Evaluator's extractors may keep whole batches.
+        options=config_pb2.Options(include_default_metrics=BoolValue(value=False)),
+    )
+
+
+def _segment_eval_config(training, overall, thresholds) -> config_pb2.EvalConfig:
+    """Segment MAP@segment_max_pred of every segment of the validate videos, overall."""
+    metric_args = json.dumps({"max_pred": training.segment_max_pred})
+    metrics = [config_pb2.MetricConfig(
+        class_name=metric.__name__, module=SegmentMeanAveragePrecision.__module__,
+        config=metric_args,
+        per_slice_thresholds=thresholds if metric is SegmentMeanAveragePrecision else None)
+        for metric in SEGMENT_METRIC_CLASSES]
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(
+            signature_name="serving_segments", label_key=SEGMENT_RATINGS_OUTPUT,
+            preprocessing_function_names=["segment_ratings"])],
+        slicing_specs=[overall],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
         options=config_pb2.Options(include_default_metrics=BoolValue(value=False)),
     )
 

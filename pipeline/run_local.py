@@ -163,7 +163,7 @@ def check_data(config: PipelineConfig, files: dict[str, list[str]],
     data_bytes = local_bytes(files)
     if data_bytes <= FULL_SCAN_BYTES:
         validate(files, training.feature_spec(), training.num_classes, training.max_frames,
-                 progress=False)
+                 progress=False, segments=training.segment_labels)
     else:  # terabytes: check each pattern's first record; `make validate-data` reads all
         for flag_files in files.values():
             check_first_example(flag_files[0], training.feature_spec())

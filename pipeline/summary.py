@@ -10,6 +10,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from trainer_module.metrics import METRIC_NAMES, TOP_K, metric_titles
+from trainer_module.segments import SEGMENT_MAX_PRED
 
 BASELINE_MODEL = "BaselineModel"  # key of the LatestPushedModel output among the artifacts
 
@@ -30,6 +31,7 @@ class RunResult:
     report_html: str | None = None  # the EvaluationReport step's page
     neighbour_weight: float = 0.0  # the candidate's --neighbour_weight (its training config)
     top_k: int = TOP_K  # the candidate's --top_k, the k of its GAP@k
+    segment_max_pred: int = SEGMENT_MAX_PRED  # the K of its segment MAP@K
 
 
 def _serving_model_dir(model_uri: str) -> str:
@@ -146,20 +148,25 @@ def latest_run_result(metadata_sqlite: str) -> RunResult:
         report_html=_report_path(artifacts),
         neighbour_weight=training.neighbour_weight,
         top_k=training.top_k,
+        segment_max_pred=training.segment_max_pred,
     )
 
 
 def format_summary(result: RunResult) -> str:
     """A short human summary: metrics table, blessing, pushed path, TensorBoard command."""
-    names = [*METRIC_NAMES, "example_count"]
-    titles = {**metric_titles(result.top_k), "example_count": "examples"}
+    from components.tfma_segment_metrics import SEGMENT_COUNT_NAME, SEGMENT_MAP_NAME
+
+    names = [*METRIC_NAMES, SEGMENT_MAP_NAME, SEGMENT_COUNT_NAME, "example_count"]
+    titles = {**metric_titles(result.top_k), SEGMENT_MAP_NAME: f"MAP@{result.segment_max_pred}",
+              SEGMENT_COUNT_NAME: "segments", "example_count": "examples"}
     lines = ["", "Validate split", f"  {'metric':<10} {'candidate':>10} {'baseline':>10}"]
     for name in names:
         if name not in result.metrics:
             continue
         value = result.metrics[name]
         base = result.baseline_metrics.get(name)
-        fmt = (lambda v: f"{v:>10.0f}") if name == "example_count" else (lambda v: f"{v:>10.4f}")
+        fmt = ((lambda v: f"{v:>10.0f}") if name in ("example_count", SEGMENT_COUNT_NAME)
+               else (lambda v: f"{v:>10.4f}"))
         lines.append(f"  {titles[name]:<10} {fmt(value)} "
                      f"{fmt(base) if base is not None else '         -'}")
     history = result.training_history
@@ -173,7 +180,8 @@ def format_summary(result: RunResult) -> str:
         # Validation during training scores the trained model; the blend comes after it.
         blend = " before the neighbour blend" if result.neighbour_weight else ""
         lines.append(f"Training:    kept step {history['best_step']} of {history['final_step']} "
-                     f"(best validation GAP {best_gap:.4f}{blend})")
+                     f"(best validation {'segment MAP' if 'segment_map' in result.metrics else 'GAP'} "
+                     f"{best_gap:.4f}{blend})")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")

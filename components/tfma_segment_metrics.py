@@ -1,0 +1,132 @@
+"""Segment MAP@K (the 2019 metric) as a TFMA custom metric, for the Evaluator on
+segment-rated data.
+
+The numbers come from `trainer_module.segment_metrics.SegmentRanking`, which `make
+evaluate` and the Trainer use too. Each example is one video; the model's
+`serving_segments` signature scores all its segments ([segments, 1,000 classes], padded
+per batch) and its `segment_ratings` signature, the EvalConfig's preprocessing function,
+gives their ratings as the label:
+
+    config_pb2.ModelSpec(signature_name="serving_segments", label_key="segment_ratings",
+                         preprocessing_function_names=["segment_ratings"])
+    config_pb2.MetricConfig(class_name="SegmentMeanAveragePrecision",
+                            module="components.tfma_segment_metrics",
+                            config='{"max_pred": 100000}')
+
+Every slice's accumulator keeps the top `max_pred` segments of each class, merged across
+Beam workers. TFMA's per-example path serves it (the batch-keeping extractors of
+`components.tfma_extractors` are for the video metrics only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import apache_beam as beam
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+
+from components.tfma_extractors import model_value
+from trainer_module.segment_metrics import SegmentRanking
+from trainer_module.segments import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_MAX_PRED,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    segment_class_ids,
+)
+
+SEGMENT_MAP_NAME = "segment_map"
+SEGMENT_COUNT_NAME = "segment_count"
+
+
+class SegmentMeanAveragePrecision(tfma.metrics.Metric):
+    """MAP@max_pred over the rated segments, as the starter's segment_eval_inference.py."""
+
+    def __init__(self, max_pred: int = SEGMENT_MAX_PRED, name: str = SEGMENT_MAP_NAME):
+        super().__init__(_computations, max_pred=max_pred, name=name)
+
+
+class SegmentCount(tfma.metrics.Metric):
+    """How many segments were scored (rated or not)."""
+
+    def __init__(self, max_pred: int = SEGMENT_MAX_PRED, name: str = SEGMENT_COUNT_NAME):
+        super().__init__(_computations, max_pred=max_pred, name=name)
+
+
+SEGMENT_METRIC_CLASSES = (SegmentMeanAveragePrecision, SegmentCount)
+for _metric_class in SEGMENT_METRIC_CLASSES:
+    metric_types.register_metric(_metric_class)
+
+
+class _Pick:
+    def __init__(self, key, accumulator_key, result_name: str):
+        self.key, self.accumulator_key, self.result_name = key, accumulator_key, result_name
+
+    def __call__(self, metrics: dict) -> dict:
+        return {self.key: metrics[self.accumulator_key][self.result_name]}
+
+
+def _computations(max_pred: int, name: str, eval_config=None, model_names=None,
+                  output_names=None, example_weighted=False,
+                  **unused) -> metric_types.MetricComputations:
+    computations = []
+    result_name = SEGMENT_MAP_NAME if name != SEGMENT_COUNT_NAME else SEGMENT_COUNT_NAME
+    for model_name in model_names or [""]:
+        for output_name in output_names or [""]:
+            accumulator_key = metric_types.MetricKey(
+                name=f"_youtube8m_segments_top{max_pred}", model_name=model_name,
+                output_name=output_name, example_weighted=example_weighted)
+            key = metric_types.MetricKey(name=name, model_name=model_name,
+                                         output_name=output_name,
+                                         example_weighted=example_weighted)
+            computations.append(metric_types.MetricComputation(
+                keys=[accumulator_key],
+                preprocessors=[_SegmentsPreprocessor(accumulator_key)],
+                combiner=_SegmentRankingCombiner(accumulator_key, max_pred)))
+            computations.append(metric_types.DerivedMetricComputation(
+                keys=[key], result=_Pick(key, accumulator_key, result_name)))
+    return computations
+
+
+class _SegmentsPreprocessor(metric_types.Preprocessor):
+    """One video's real segments: (ids, scores [segments, classes], ratings)."""
+
+    def __init__(self, key: metric_types.MetricKey):
+        super().__init__(name=metric_util.generate_private_name_from_arguments(
+            "youtube8m_segments", model_name=key.model_name, output_name=key.output_name))
+        self._key = key
+
+    def process(self, extracts) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        outputs = model_value(extracts[constants.PREDICTIONS_KEY], self._key.model_name)
+        ratings = np.asarray(model_value(extracts[constants.LABELS_KEY], self._key.model_name))
+        present = np.asarray(outputs[SEGMENT_START_TIMES_OUTPUT]).reshape(-1) >= 0
+        scores = np.asarray(outputs[SEGMENT_SCORES_OUTPUT], np.float32)
+        yield (np.asarray(outputs[SEGMENT_IDS_OUTPUT]).reshape(-1)[present],
+               scores.reshape(-1, scores.shape[-1])[present],
+               ratings.reshape(-1, scores.shape[-1])[present])
+
+
+class _SegmentRankingCombiner(beam.CombineFn):
+    def __init__(self, key, max_pred: int):
+        self._key = key
+        self._max_pred = max_pred
+
+    def create_accumulator(self) -> SegmentRanking:
+        return SegmentRanking(segment_class_ids(), self._max_pred)
+
+    def add_input(self, accumulator: SegmentRanking, element) -> SegmentRanking:
+        accumulator.add(*element)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> SegmentRanking:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        for accumulator in accumulators:
+            result.merge(accumulator)
+        return result
+
+    def extract_output(self, accumulator: SegmentRanking) -> dict:
+        return {self._key: accumulator.result()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from data_tools.checks import PreflightError
 from pipeline.pipeline_config import PipelineConfig
@@ -140,8 +141,23 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
             train_dir=args.train_dir or default_train_dir, model_hparams=model_hparams, **flags)
     except ValueError as error:
         raise PreflightError(str(error)) from None
+    if training.warm_start_from:
+        training = dataclasses.replace(training,
+                                       warm_start_from=_exported_model(training.warm_start_from))
     check_model(training)
     return training
+
+
+def _exported_model(path: str) -> str:
+    """`--warm_start_from`'s SavedModel: the folder itself or, for a folder of versions (a
+    Pusher's destination), its latest; local paths made absolute. Raises PreflightError."""
+    from serving.model_dir import ModelNotFoundError, resolve_model_dir
+
+    local = "://" not in path
+    try:
+        return resolve_model_dir(os.path.abspath(path) if local else path)
+    except ModelNotFoundError as error:
+        raise PreflightError(f"--warm_start_from: {error}") from None
 
 
 def check_model(training: TrainingConfig) -> None:

@@ -193,8 +193,9 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     """Trains up to `train_steps` batches, evaluates on `eval_files`, exports a SavedModel.
 
     With `config.train_dir`, training resumes from its latest checkpoint (the steps already
-    done count towards `train_steps`); otherwise, with `warm_start_from` (an exported model of
-    the same architecture), training starts from its weights.
+    done count towards `train_steps`); otherwise, with `config.warm_start_from` or else
+    `warm_start_from` (the served model; exported models of the same architecture),
+    training starts from its weights.
     `extra_callbacks` (e.g. a benchmark's step timer) join the training callbacks.
     Returns the validation metrics, which are also written to TensorBoard under `log_dir`.
     Under `multi_worker_mirrored` every worker runs this; only the chief evaluates and
@@ -202,6 +203,7 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     """
     strategy = distribution_strategy(config.distribution)
     is_chief, task_id = worker_role(strategy)
+    warm_start_from = config.warm_start_from or warm_start_from
     keras.utils.set_random_seed(config.seed)
     train_ds, eval_ds = make_datasets(config, train_files, eval_files)
 

@@ -82,6 +82,10 @@ class TrainingConfig:
     segment_max_pred: int = setting(
         SEGMENT_MAX_PRED, "segments ranked per class: K of segment MAP@K and of the "
                           "segment submission", positive)
+    warm_start_from: str = setting(
+        "", "start from the weights of this exported model of the same architecture (e.g. "
+            "a frame model trained on whole videos, to fine-tune on --segment_labels), when "
+            "no checkpoint is resumed")
     seed: int = setting(0, "seed of initialisation, shuffling and dropout")
     train_dir: str = setting(
         "", "checkpoint folder; a rerun resumes from its latest checkpoint "

@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BatchPredictError, ModelNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {rows} classes (top {args.segment_max_pred} of {ranking.num_segments} "
-          f"segments each) to {args.output_file}")
+    print(f"wrote {rows} classes to {args.output_file}: each with its best "
+          f"{args.segment_max_pred:,} (at most) of the {ranking.num_segments:,} segments")
     return 0
 
 

@@ -17,6 +17,7 @@ from data_tools import make_segment_data
 from data_tools.validate_data import main as validate_data_main
 from evaluation.offline_eval import evaluate_segments as evaluate_segments_cli
 from evaluation.segments import main as segments_main
+from pipeline.run_local import main as run_local_main
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import FLOAT_ATOL, FLOAT_RTOL, post, rest_client, saved_model_cli_outputs
 from trainer_module.features import FRAME_LEVEL_FEATURES, NUM_FRAMES_KEY, FeatureSpec
@@ -237,9 +238,15 @@ def test_bad_segment_ratings_are_one_line_naming_file_and_field(
                         values.value[0] = value
                     writer.write(video.SerializeToString())
     assert validate_data_main(["--data_root", str(tmp_path), "--segment_labels"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1
-    assert re.search(rf"validate/\S+\.tfrecord: video \w+: {message}", error), error
+    error = capsys.readouterr().err.strip().split("\n")[-1]  # after the progress bar
+    assert re.fullmatch(rf"error: \S+/validate/\S+\.tfrecord: video \w+: {message}.*", error)
+    # The pipeline's pre-flight says the same, alone, and starts nothing.
+    output = tmp_path / "out"
+    assert run_local_main(["--segment_labels", "--model=FrameLevelLogisticModel",
+                           f"--data_root={tmp_path}", f"--pipeline_root={output}",
+                           f"--serving_model_dir={tmp_path / 'serving'}"]) == 2
+    assert capsys.readouterr().err.strip() == error
+    assert not output.exists() and not (tmp_path / "serving").exists()
 
 
 @pytest.fixture(scope="module")
@@ -265,10 +272,10 @@ def test_segment_training_warm_starts_from_a_video_level_frame_model(segment_mod
     assert history["warm_started_from"].endswith("video_level")
 
 
-def test_segment_map_of_the_exported_model_equals_the_starters(segment_model, segment_root):
-    pattern = f"{segment_root}/validate/*.tfrecord"
-    metrics = evaluate_segments_cli(segment_model, pattern)
-    serve = tf.saved_model.load(segment_model).signatures["serving_segments"]
+def starter_segment_map_of_model(model_dir: str, pattern: str) -> tuple[float, int]:
+    """The starter's segment MAP (`starter_segment_map`) of the model's `serving_segments`
+    scores, with the ratings read from the records by hand; and the number of segments."""
+    serve = tf.saved_model.load(model_dir).signatures["serving_segments"]
     outputs = serve(examples=tf.constant(records_of(pattern)))
     present = outputs["segment_start_times"].numpy() >= 0
     ids = [i.decode() for i in outputs["segment_ids"].numpy()[present]]
@@ -281,10 +288,16 @@ def test_segment_map_of_the_exported_model_equals_the_starters(segment_model, se
                                        context[SEGMENT_SCORES_KEY].float_list.value,
                                        strict=True):
             ratings[(f"{video_id}:{start}", label)] = score
-    expected = starter_segment_map(outputs["segment_scores"].numpy()[present], ids, ratings,
-                                   list(segment_class_ids()), 100_000)
+    return starter_segment_map(outputs["segment_scores"].numpy()[present], ids, ratings,
+                               list(segment_class_ids()), 100_000), len(ids)
+
+
+def test_segment_map_of_the_exported_model_equals_the_starters(segment_model, segment_root):
+    pattern = f"{segment_root}/validate/*.tfrecord"
+    metrics = evaluate_segments_cli(segment_model, pattern)
+    expected, segments = starter_segment_map_of_model(segment_model, pattern)
     assert metrics["segment_map"] == pytest.approx(expected, abs=1e-9)
-    assert metrics["segment_count"] == len(ids) == present.sum()
+    assert metrics["segment_count"] == segments
 
 
 def test_the_segment_signature_runs_in_tf_servings_loader_and_over_rest(segment_model,
@@ -330,3 +343,29 @@ def test_the_submission_lists_at_most_k_segments_per_rated_class(segment_model, 
     assert segments_main([f"--model_dir={segment_model}", "--input_data_pattern=/nothing/*",
                           f"--output_file={tmp_path / 'none.csv'}"]) == 2
     assert not (tmp_path / "none.csv").exists()
+
+
+@pytest.mark.e2e
+def test_the_segment_pipeline_blesses_on_segment_map_as_make_evaluate_computes_it(
+        segment_root, tmp_path, capsys):
+    """ExampleGen → … → Evaluator (segment MAP@K in TFMA) → Pusher on the segment fixture;
+    the Evaluator's figure is the offline evaluation's of the pushed model."""
+    from pipeline.summary import latest_run_result
+
+    pipeline_root = tmp_path / "pipeline_root"
+    assert run_local_main(["--segment_labels", "--model=FrameLevelLogisticModel",
+                           f"--data_root={segment_root}", f"--pipeline_root={pipeline_root}",
+                           f"--serving_model_dir={tmp_path / 'serving'}", "--train_steps=10",
+                           "--batch_size=16"]) == 0
+    summary = capsys.readouterr().out
+    result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
+    assert result.blessed and result.pushed_path
+    pattern = f"{segment_root}/validate/*.tfrecord"
+    offline = evaluate_segments_cli(result.pushed_path, pattern)
+    starter, segments = starter_segment_map_of_model(result.pushed_path, pattern)
+    assert result.metrics["segment_map"] == pytest.approx(offline["segment_map"], abs=1e-6)
+    assert result.metrics["segment_map"] == pytest.approx(starter, abs=1e-6)
+    assert result.metrics["segment_count"] == offline["segment_count"] == segments
+    assert re.search(rf"MAP@100000 +{result.metrics['segment_map']:.4f}", summary), summary
+    with open(result.report_html) as f:
+        assert f"<td>MAP@100000</td><td>{result.metrics['segment_map']:.4f}</td>" in f.read()

@@ -83,12 +83,13 @@ class SegmentRanking:
         ratings = np.asarray(ratings, np.float32)
         self.positives += (ratings > 0).sum(axis=0)
         self.num_segments += len(ids)
-        rows, columns = np.nonzero(scores >= self._thresholds[None, :])
-        order = np.argsort(columns, kind="stable")
-        rows, columns = rows[order], columns[order]
-        bounds = np.flatnonzero(np.diff(columns)) + 1
-        for column_rows, column in zip(np.split(rows, bounds), columns[np.r_[0, bounds]]
-                                       if len(columns) else [], strict=True):
+        # Only what may enter a class's top K: at or above its K-th score so far.
+        columns, rows = np.nonzero((scores >= self._thresholds[None, :]).T)
+        if not len(columns):
+            return
+        starts = np.flatnonzero(np.r_[True, np.diff(columns) != 0])
+        for column_rows, column in zip(np.split(rows, starts[1:]), columns[starts],
+                                       strict=True):
             self._add_to(int(column), scores[column_rows, column], ids[column_rows],
                          ratings[column_rows, column])
 

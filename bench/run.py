@@ -25,12 +25,14 @@ from bench.pipelines import (
     bench_pipelines,
     log,
 )
+from bench.segments import bench_segments
 from bench.serving import bench_inference, bench_serving
 from bench.training import bench_training
 from bench.workers import bench_workers
 
 REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")  # 12 real videos
-SECTIONS = ("input", "training", "inference", "serving", "pipeline", "growth", "workers")
+SECTIONS = ("input", "training", "inference", "serving", "segments", "pipeline", "growth",
+            "workers")
 
 
 def examples_per_second(dataset, count_examples) -> tuple[float, int]:
@@ -111,6 +113,11 @@ def markdown_table(rows: list[dict]) -> str:
         elif row["section"] == "serving":
             detail = (f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; in-process "
                       f"p50 {row['baseline_p50_ms']:.1f} ms, p99 {row['baseline_p99_ms']:.1f} ms")
+        elif row["section"] == "segments" and row["unit"] == "segments/s":
+            detail = (f"{row['segments']:,} segments; in-process serving_segments "
+                      f"{row['baseline']:,.0f} segments/s")
+        elif row["section"] == "segments":
+            detail = f"1x input: {row['baseline']:,.0f} MB"
         elif row["section"] == "pipeline":
             parts = ", ".join(f"{k} {v:.0f} s" for k, v in row["components"].items() if v >= 1)
             detail = (f"{row['share_outside_training']:.0%} outside training; {parts}; "
@@ -127,7 +134,7 @@ def markdown_table(rows: list[dict]) -> str:
                       f"({_fmt(row['peak_rss_mb_vs_1x'])}x)")
         ratio = row.get("ratio")
         target = row.get("target")
-        if target is not None and row["section"] == "serving":
+        if target is not None and (row["section"] == "serving" or row["unit"] == "MB"):
             verdict = f"≤ {target}x: {'met' if ratio <= target else 'missed'}"
         elif target is not None and row["section"] == "pipeline":
             verdict = f"≤ {target:.0f} s: {'met' if row['rate'] <= target else 'missed'}"
@@ -203,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_inference(model_dir)
         if "serving" in only:
             rows += bench_serving(serving_base, requests)
+        if "segments" in only:
+            rows += bench_segments(workdir, frame_roots["generated, real lengths"])
         if "pipeline" in only:
             rows += pipeline_rows
         if "growth" in only:

@@ -41,13 +41,10 @@ FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")
 SPEC = FeatureSpec.of(FRAME_LEVEL_FEATURES)
 
 
-def starter_segment_map(scores: np.ndarray, segment_ids: list[str], ratings: dict,
-                        class_ids: list[int], top_n: int) -> float:
-    """A plain restatement of the starter code: inference.py keeps a heap of (score,
-    segment id) per class, at most `segment_max_pred`, and writes it sorted by descending
-    score; segment_eval_inference.py keeps the rated segments of each class's list, scores
-    them by rank and averages `AveragePrecisionCalculator.ap_at_n` (positives: all of the
-    class's positive ratings) over the classes with a positive rating."""
+def starter_submission(scores: np.ndarray, segment_ids: list[str], class_ids: list[int],
+                       top_n: int) -> dict[int, list[str]]:
+    """inference.py restated: a heap of (score, segment id) per class, at most
+    `segment_max_pred` (heappushpop keeps the larger pairs), listed by descending pair."""
     submission = {}
     for column, class_id in enumerate(class_ids):
         heap = []
@@ -58,6 +55,16 @@ def starter_segment_map(scores: np.ndarray, segment_ids: list[str], ratings: dic
             else:
                 heapq.heappush(heap, item)
         submission[class_id] = [segment for _, segment in sorted(heap, reverse=True)]
+    return submission
+
+
+def starter_segment_map(scores: np.ndarray, segment_ids: list[str], ratings: dict,
+                        class_ids: list[int], top_n: int) -> float:
+    """segment_eval_inference.py restated on `starter_submission`: it keeps the rated
+    segments of each class's list, scores them by rank and averages
+    `AveragePrecisionCalculator.ap_at_n` (positives: all of the class's positive ratings)
+    over the classes with a positive rating."""
+    submission = starter_submission(scores, segment_ids, class_ids, top_n)
     positives = {}
     for (_, class_id), score in ratings.items():
         positives[class_id] = positives.get(class_id, 0) + (score > 0)
@@ -75,25 +82,35 @@ def starter_segment_map(scores: np.ndarray, segment_ids: list[str], ratings: dic
     return float(np.mean(average_precisions))
 
 
-def random_segments(seed: int, videos: int = 60, classes: int = 6):
-    """Segments with many tied scores (two decimals) and sparse 0/1 ratings."""
+def random_segments(seed: int, videos: int = 60, classes: int = 6, many_ties: bool = True):
+    """Segments with tied scores, many (two decimals) or a few runs, and sparse 0/1
+    ratings."""
     rng = np.random.default_rng(seed)
     ids = [f"v{v:02d}:{5 * s}" for v in range(videos) for s in range(rng.integers(1, 12))]
-    scores = np.round(rng.random((len(ids), classes)), 2).astype(np.float32)
+    scores = rng.random((len(ids), classes)).astype(np.float32)
+    if many_ties:
+        scores = np.round(scores, 2)
+    else:
+        scores[rng.choice(len(ids), 8, replace=False)] = scores[0]  # a run of 9 per class
     rated = rng.random(scores.shape) < 0.1
     ratings = np.where(rated, (rng.random(scores.shape) < 0.4).astype(np.float32), UNRATED)
     as_dict = {(ids[r], c): float(ratings[r, c]) for r, c in zip(*np.nonzero(rated), strict=True)}
     return ids, scores, ratings.astype(np.float32), as_dict
 
 
+@pytest.mark.parametrize("many_ties", [True, False])
 @pytest.mark.parametrize("top_n", [1, 7, 40, 100_000])
-def test_segment_map_equals_the_starters_algorithm_with_ties(top_n):
-    ids, scores, ratings, as_dict = random_segments(seed=top_n)
+def test_segment_map_equals_the_starters_algorithm_with_ties(top_n, many_ties):
+    ids, scores, ratings, as_dict = random_segments(seed=top_n, many_ties=many_ties)
     ranking = SegmentRanking(range(scores.shape[1]), top_n)
     for start in range(0, len(ids), 17):  # streamed in batches
         ranking.add(ids[start:start + 17], scores[start:start + 17], ratings[start:start + 17])
-    expected = starter_segment_map(scores, ids, as_dict, list(range(scores.shape[1])), top_n)
+    classes = list(range(scores.shape[1]))
+    expected = starter_segment_map(scores, ids, as_dict, classes, top_n)
     assert ranking.result()["segment_map"] == pytest.approx(expected, abs=1e-12)
+    submission = starter_submission(scores, ids, classes, top_n)
+    assert {class_id: [i.decode() for i in ranked] for class_id, ranked, _, _ in
+            ranking.ranked()} == submission
     assert ranking.result()["segment_count"] == len(ids)
 
 

@@ -90,7 +90,7 @@ def write_submission(ranking: SegmentRanking, output_file: str) -> int:
     with written_atomically(output_file) as partial, open(partial, "w") as out:
         out.write(SUBMISSION_HEADER + "\n")
         for class_id, ids, _, _ in ranking.ranked():
-            out.write(f"{class_id},{b' '.join(ids).decode()}\n")
+            out.write(f"{class_id},{b' '.join(ids.tolist()).decode()}\n")
             rows += 1
     return rows
 

@@ -179,9 +179,9 @@ def format_summary(result: RunResult) -> str:
         best_gap = dict(map(tuple, history["validation_gap_by_step"]))[history["best_step"]]
         # Validation during training scores the trained model; the blend comes after it.
         blend = " before the neighbour blend" if result.neighbour_weight else ""
+        metric = "segment MAP" if SEGMENT_MAP_NAME in result.metrics else "GAP"
         lines.append(f"Training:    kept step {history['best_step']} of {history['final_step']} "
-                     f"(best validation {'segment MAP' if 'segment_map' in result.metrics else 'GAP'} "
-                     f"{best_gap:.4f}{blend})")
+                     f"(best validation {metric} {best_gap:.4f}{blend})")
     lines.append(f"Blessed:     {'yes' if result.blessed else 'no'}"
                  + ("" if result.baseline_metrics else " (no baseline yet)"))
     lines.append(f"Pushed to:   {result.pushed_path or 'not pushed'}")

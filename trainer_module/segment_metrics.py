@@ -59,20 +59,18 @@ class _ClassTop:
 
 
 def _descending(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The order of descending (score, id) pairs: by score, equal scores by id. Ties are
-    few in real scores (a handful among 50 k float32s), so only those runs are reordered;
-    many ties (rounded scores) sort everything by both keys."""
-    order = np.argsort(scores)[::-1]
-    tied = np.flatnonzero(np.diff(scores[order]) == 0)
-    if len(tied) > len(scores) // 16:
-        return np.lexsort((*_sort_keys(ids), scores))[::-1]
-    if len(tied):
-        # Runs of equal scores: [start, end) in `order`.
-        starts = tied[np.r_[True, np.diff(tied) > 1]]
-        ends = tied[np.r_[np.diff(tied) > 1, True]] + 2
-        for start, end in zip(starts, ends, strict=True):
-            run = order[start:end]
-            order[start:end] = run[np.argsort(ids[run])[::-1]]
+    """The order of descending (score, id) pairs: by score, then the runs of equal scores
+    (few in real scores, many in rounded ones) reordered by id, all runs in one sort."""
+    order = np.argsort(scores)[::-1].copy()
+    ranked = scores[order]
+    equal = ranked[1:] == ranked[:-1]
+    if not equal.any():
+        return order
+    positions = np.flatnonzero(np.r_[equal, False] | np.r_[False, equal])
+    run = np.cumsum(np.r_[True, ~equal])[positions]  # which run of equal scores
+    # Ascending by run (their places stay), within a run descending by id (~ on its words).
+    within = np.lexsort((*(~key for key in _sort_keys(ids[order[positions]])), run))
+    order[positions] = order[positions][within]
     return order
 
 

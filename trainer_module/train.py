@@ -15,11 +15,11 @@ import tensorflow as tf
 from trainer_module import checkpoints
 from trainer_module.distribution import distribution_strategy, fit, worker_role
 from trainer_module.export import export_serving_model
+from trainer_module.features import VIDEO_ID_OUTPUT
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model, model_hyperparameters
 from trainer_module.neighbours import blend_with_neighbours
-from trainer_module.features import VIDEO_ID_OUTPUT
 from trainer_module.reader import make_dataset, segment_video_batches
 from trainer_module.segment_metrics import SegmentRanking
 from trainer_module.segments import (

@@ -77,7 +77,7 @@ for _metric_class in METRIC_CLASSES:
     metric_types.register_metric(_metric_class)
 
 
-class _PickMetric:
+class PickMetric:
     """Derives one metric's value from the shared accumulator's result."""
 
     def __init__(self, key, accumulator_key, metric_name: str):
@@ -87,27 +87,39 @@ class _PickMetric:
         return {self.key: metrics[self.accumulator_key][self.metric_name]}
 
 
-def _computations(num_classes: int, top_k: int, name: str, metric_name: str,
-                  eval_config=None, model_names=None, output_names=None,
-                  example_weighted=False, **unused) -> metric_types.MetricComputations:
+def shared_accumulator_computations(
+        name: str, metric_name: str, accumulator_name: str, preprocessor, combiner,
+        model_names=None, output_names=None,
+        example_weighted=False) -> metric_types.MetricComputations:
+    """Per model and output: one accumulator computation (`preprocessor(key)`,
+    `combiner(key)`) that TFMA runs once however many metrics share `accumulator_name`,
+    and the metric `name` derived from its `metric_name` result. A leading underscore in
+    `accumulator_name` keeps the accumulator out of the written metrics."""
     computations = []
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
-            # A leading underscore keeps the shared accumulator out of the written metrics.
             accumulator_key = metric_types.MetricKey(
-                name=f"_youtube8m_top{top_k}_of_{num_classes}", model_name=model_name,
-                output_name=output_name, example_weighted=example_weighted)
+                name=accumulator_name, model_name=model_name, output_name=output_name,
+                example_weighted=example_weighted)
             key = metric_types.MetricKey(name=name, model_name=model_name,
                                          output_name=output_name,
                                          example_weighted=example_weighted)
             computations.append(metric_types.MetricComputation(
-                keys=[accumulator_key],
-                preprocessors=[_VideoScoresPreprocessor(accumulator_key, eval_config,
-                                                        num_classes, top_k)],
-                combiner=_YouTube8MCombiner(accumulator_key, num_classes, top_k)))
+                keys=[accumulator_key], preprocessors=[preprocessor(accumulator_key)],
+                combiner=combiner(accumulator_key)))
             computations.append(metric_types.DerivedMetricComputation(
-                keys=[key], result=_PickMetric(key, accumulator_key, metric_name)))
+                keys=[key], result=PickMetric(key, accumulator_key, metric_name)))
     return computations
+
+
+def _computations(num_classes: int, top_k: int, name: str, metric_name: str,
+                  eval_config=None, model_names=None, output_names=None,
+                  example_weighted=False, **unused) -> metric_types.MetricComputations:
+    return shared_accumulator_computations(
+        name, metric_name, f"_youtube8m_top{top_k}_of_{num_classes}",
+        lambda key: _VideoScoresPreprocessor(key, eval_config, num_classes, top_k),
+        lambda key: _YouTube8MCombiner(key, num_classes, top_k),
+        model_names, output_names, example_weighted)
 
 
 class _VideoScoresPreprocessor(metric_types.Preprocessor):

@@ -29,6 +29,7 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 from components.tfma_extractors import model_value
+from components.tfma_metrics import shared_accumulator_computations
 from trainer_module.segment_metrics import SegmentRanking
 from trainer_module.segments import (
     SEGMENT_IDS_OUTPUT,
@@ -42,18 +43,26 @@ SEGMENT_MAP_NAME = "segment_map"
 SEGMENT_COUNT_NAME = "segment_count"
 
 
-class SegmentMeanAveragePrecision(tfma.metrics.Metric):
+class _SegmentMetric(tfma.metrics.Metric):
+    """Base of the segment metrics; they share one accumulator, which TFMA computes once."""
+
+    metric_name = ""
+
+    def __init__(self, max_pred: int = SEGMENT_MAX_PRED, name: str | None = None):
+        super().__init__(_computations, max_pred=max_pred, name=name or self.metric_name,
+                         metric_name=self.metric_name)
+
+
+class SegmentMeanAveragePrecision(_SegmentMetric):
     """MAP@max_pred over the rated segments, as the starter's segment_eval_inference.py."""
 
-    def __init__(self, max_pred: int = SEGMENT_MAX_PRED, name: str = SEGMENT_MAP_NAME):
-        super().__init__(_computations, max_pred=max_pred, name=name)
+    metric_name = SEGMENT_MAP_NAME
 
 
-class SegmentCount(tfma.metrics.Metric):
+class SegmentCount(_SegmentMetric):
     """How many segments were scored (rated or not)."""
 
-    def __init__(self, max_pred: int = SEGMENT_MAX_PRED, name: str = SEGMENT_COUNT_NAME):
-        super().__init__(_computations, max_pred=max_pred, name=name)
+    metric_name = SEGMENT_COUNT_NAME
 
 
 SEGMENT_METRIC_CLASSES = (SegmentMeanAveragePrecision, SegmentCount)
@@ -61,34 +70,13 @@ for _metric_class in SEGMENT_METRIC_CLASSES:
     metric_types.register_metric(_metric_class)
 
 
-class _Pick:
-    def __init__(self, key, accumulator_key, result_name: str):
-        self.key, self.accumulator_key, self.result_name = key, accumulator_key, result_name
-
-    def __call__(self, metrics: dict) -> dict:
-        return {self.key: metrics[self.accumulator_key][self.result_name]}
-
-
-def _computations(max_pred: int, name: str, eval_config=None, model_names=None,
-                  output_names=None, example_weighted=False,
+def _computations(max_pred: int, name: str, metric_name: str, eval_config=None,
+                  model_names=None, output_names=None, example_weighted=False,
                   **unused) -> metric_types.MetricComputations:
-    computations = []
-    result_name = SEGMENT_MAP_NAME if name != SEGMENT_COUNT_NAME else SEGMENT_COUNT_NAME
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            accumulator_key = metric_types.MetricKey(
-                name=f"_youtube8m_segments_top{max_pred}", model_name=model_name,
-                output_name=output_name, example_weighted=example_weighted)
-            key = metric_types.MetricKey(name=name, model_name=model_name,
-                                         output_name=output_name,
-                                         example_weighted=example_weighted)
-            computations.append(metric_types.MetricComputation(
-                keys=[accumulator_key],
-                preprocessors=[_SegmentsPreprocessor(accumulator_key)],
-                combiner=_SegmentRankingCombiner(accumulator_key, max_pred)))
-            computations.append(metric_types.DerivedMetricComputation(
-                keys=[key], result=_Pick(key, accumulator_key, result_name)))
-    return computations
+    return shared_accumulator_computations(
+        name, metric_name, f"_youtube8m_segments_top{max_pred}", _SegmentsPreprocessor,
+        lambda key: _SegmentRankingCombiner(key, max_pred), model_names, output_names,
+        example_weighted)
 
 
 class _SegmentsPreprocessor(metric_types.Preprocessor):

@@ -12,36 +12,26 @@ One output shard per input shard, same file name.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
 from data_tools.checks import PreflightError
-from shards.files import expand_pattern, written_atomically
+from data_tools.shard_rewrite import rewrite_shards
 from trainer_module.frames import REAL_MAX_FRAMES, REAL_MIN_FRAMES
 
 
-def convert_shard(input_path: str, output_path: str, rng: np.random.Generator,
-                  min_frames: int, max_frames: int, progress) -> int:
-    """Writes `output_path` atomically (via a temporary name); returns the video count."""
+def frame_level_video(record: bytes, path: str, rng: np.random.Generator, min_frames: int,
+                      max_frames: int) -> bytes:
+    """The frame-level SequenceExample of one serialized video-level Example of `path`."""
     import tensorflow as tf
 
     from trainer_module.frames import sequence_example_from_video
 
-    count = 0
-    with written_atomically(output_path) as partial:
-        with tf.io.TFRecordWriter(partial) as writer:
-            for record in tf.data.TFRecordDataset(input_path):
-                video = tf.train.Example.FromString(record.numpy())
-                if "mean_rgb" not in video.features.feature:
-                    raise PreflightError(
-                        f"{input_path}: not video-level data (no 'mean_rgb' feature)")
-                writer.write(sequence_example_from_video(
-                    video, rng, min_frames, max_frames).SerializeToString())
-                count += 1
-                progress.update(1)
-    return count
+    video = tf.train.Example.FromString(record)
+    if "mean_rgb" not in video.features.feature:
+        raise PreflightError(f"{path}: not video-level data (no 'mean_rgb' feature)")
+    return sequence_example_from_video(video, rng, min_frames, max_frames).SerializeToString()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,25 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_frames", type=int, default=REAL_MAX_FRAMES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
+    rng = np.random.default_rng(args.seed)
     try:
         if not 1 <= args.min_frames <= args.max_frames:
             raise PreflightError("need 1 <= --min_frames <= --max_frames")
-        inputs = expand_pattern(args.input_pattern)
-        if not inputs:
-            raise PreflightError(f"--input_pattern {args.input_pattern} matches no files")
-        os.makedirs(args.output_dir, exist_ok=True)
-        rng = np.random.default_rng(args.seed)
-        with tqdm(unit=" videos", desc="frame-level shards", file=sys.stderr) as progress:
-            total = sum(
-                convert_shard(path, os.path.join(args.output_dir, os.path.basename(path)),
-                              rng, args.min_frames, args.max_frames, progress)
-                for path in inputs)
+        total, shards = rewrite_shards(
+            args.input_pattern, args.output_dir,
+            lambda record, path: frame_level_video(record, path, rng, args.min_frames,
+                                                   args.max_frames), "frame-level shards")
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {total} frame-level videos in {len(inputs)} shards to {args.output_dir}")
+    print(f"wrote {total} frame-level videos in {shards} shards to {args.output_dir}")
     return 0
 
 

@@ -19,13 +19,12 @@ One output shard per input shard, same file name.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
 from data_tools.checks import PreflightError
-from shards.files import expand_pattern, written_atomically
+from data_tools.shard_rewrite import rewrite_shards
 from trainer_module.features import FRAME_LEVEL_FEATURES, LABELS_KEY
 from trainer_module.segments import (
     SEGMENT_LABELS_KEY,
@@ -61,31 +60,24 @@ def rate_segments(labels: list[int], num_frames: int, rng: np.random.Generator,
     return ratings
 
 
-def rate_shard(input_path: str, output_path: str, rng: np.random.Generator,
-               segment_size: int, ratings_per_video: int, progress) -> int:
-    """Writes `output_path` atomically; returns the video count."""
+def rated_video(record: bytes, path: str, rng: np.random.Generator, segment_size: int,
+                ratings_per_video: int) -> bytes:
+    """One serialized frame-level SequenceExample of `path` with ratings in its context."""
     import tensorflow as tf
 
     frame_name = next(iter(FRAME_LEVEL_FEATURES))
-    count = 0
-    with written_atomically(output_path) as partial, tf.io.TFRecordWriter(partial) as writer:
-        for record in tf.data.TFRecordDataset(input_path):
-            video = tf.train.SequenceExample.FromString(record.numpy())
-            frames = video.feature_lists.feature_list
-            if frame_name not in frames:
-                raise PreflightError(f"{input_path}: not frame-level data (no {frame_name!r} "
-                                     "feature list)")
-            labels = list(video.context.feature[LABELS_KEY].int64_list.value)
-            ratings = rate_segments(labels, len(frames[frame_name].feature), rng, segment_size,
-                                    ratings_per_video)
-            context = video.context.feature
-            context[SEGMENT_LABELS_KEY].int64_list.value[:] = [r[0] for r in ratings]
-            context[SEGMENT_START_TIMES_KEY].int64_list.value[:] = [r[1] for r in ratings]
-            context[SEGMENT_SCORES_KEY].float_list.value[:] = [r[2] for r in ratings]
-            writer.write(video.SerializeToString())
-            count += 1
-            progress.update(1)
-    return count
+    video = tf.train.SequenceExample.FromString(record)
+    frames = video.feature_lists.feature_list
+    if frame_name not in frames:
+        raise PreflightError(f"{path}: not frame-level data (no {frame_name!r} feature list)")
+    labels = list(video.context.feature[LABELS_KEY].int64_list.value)
+    ratings = rate_segments(labels, len(frames[frame_name].feature), rng, segment_size,
+                            ratings_per_video)
+    context = video.context.feature
+    context[SEGMENT_LABELS_KEY].int64_list.value[:] = [r[0] for r in ratings]
+    context[SEGMENT_START_TIMES_KEY].int64_list.value[:] = [r[1] for r in ratings]
+    context[SEGMENT_SCORES_KEY].float_list.value[:] = [r[2] for r in ratings]
+    return video.SerializeToString()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,24 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratings_per_video", type=int, default=RATINGS_PER_VIDEO)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
+    rng = np.random.default_rng(args.seed)
     try:
         if args.segment_size < 1 or args.ratings_per_video < 1:
             raise PreflightError("--segment_size and --ratings_per_video must be positive")
-        inputs = expand_pattern(args.input_pattern)
-        if not inputs:
-            raise PreflightError(f"--input_pattern {args.input_pattern} matches no files")
-        os.makedirs(args.output_dir, exist_ok=True)
-        rng = np.random.default_rng(args.seed)
-        with tqdm(unit=" videos", desc="segment ratings", file=sys.stderr) as progress:
-            total = sum(rate_shard(path, os.path.join(args.output_dir, os.path.basename(path)),
-                                   rng, args.segment_size, args.ratings_per_video, progress)
-                        for path in inputs)
+        total, shards = rewrite_shards(
+            args.input_pattern, args.output_dir,
+            lambda record, path: rated_video(record, path, rng, args.segment_size,
+                                             args.ratings_per_video), "segment ratings")
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {total} segment-rated videos in {len(inputs)} shards to {args.output_dir}")
+    print(f"wrote {total} segment-rated videos in {shards} shards to {args.output_dir}")
     return 0
 
 

@@ -386,3 +386,23 @@ def test_the_segment_pipeline_blesses_on_segment_map_as_make_evaluate_computes_i
     assert re.search(rf"MAP@100000 +{result.metrics['segment_map']:.4f}", summary), summary
     with open(result.report_html) as f:
         assert f"<td>MAP@100000</td><td>{result.metrics['segment_map']:.4f}</td>" in f.read()
+
+
+def test_the_tuner_searches_on_the_rated_validation_segments(segment_root, tmp_path):
+    """With --segment_labels the Tuner's val_loss is the masked loss of the rated segments
+    (the Trainer's validation batches are whole videos, without labels to fit)."""
+    import types
+
+    from trainer_module.tuning import tuner_fn
+
+    config = TrainingConfig(model="FrameLevelLogisticModel", **SPEC.to_dict(), batch_size=8,
+                            segment_labels=True)
+    fn_args = types.SimpleNamespace(
+        custom_config={"training": config.to_dict(), "tuning": {"max_trials": 1}},
+        working_dir=str(tmp_path), train_files=tf.io.gfile.glob(f"{segment_root}/train/*"),
+        eval_files=tf.io.gfile.glob(f"{segment_root}/validate/*"), train_steps=2,
+        eval_steps=None)
+    result = tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs)
+    best = result.tuner.oracle.get_best_trials(1)[0]
+    assert np.isfinite(best.metrics.get_last_value("val_loss"))

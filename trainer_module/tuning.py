@@ -1,6 +1,7 @@
 """Hyperparameter search for TFX's Tuner component (opt-in: `make run-local ARGS=--tune`).
 
-`tuner_fn` runs a keras-tuner random search minimising the validation loss; the Trainer then
+`tuner_fn` runs a keras-tuner random search minimising the validation loss (with
+`--segment_labels`, the masked loss of the rated validation segments); the Trainer then
 trains with the best values (`TrainingConfig.with_values`), which are recorded in the model's
 training config.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import keras_tuner
 
 from trainer_module.models import model_hyperparameters
+from trainer_module.reader import make_dataset
 from trainer_module.train import compile_model, make_datasets
 from trainer_module.training_config import TrainingConfig
 
@@ -48,6 +50,10 @@ def tuner_fn(fn_args):
         build, objective="val_loss", max_trials=max_trials, hyperparameters=hyperparameters,
         directory=fn_args.working_dir, project_name="yt8m", seed=config.seed)
     train, validate = make_datasets(config, fn_args.train_files, fn_args.eval_files)
+    if config.segment_labels:  # the loss needs labels: the rated validation segments
+        validate = make_dataset(fn_args.eval_files, config.feature_spec(), config.num_classes,
+                                config.batch_size, max_frames=config.max_frames,
+                                segment_size=config.segment_size)
     return TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train, "validation_data": validate, "steps_per_epoch": fn_args.train_steps,
         "validation_steps": fn_args.eval_steps or None, "epochs": 1, "verbose": 2,

@@ -95,20 +95,15 @@ def _check_batch_segments(path: str, batch, spec) -> None:
     real frame count."""
     import tensorflow as tf
 
-    from trainer_module.features import VIDEO_ID_KEYS
+    from trainer_module.features import NUM_FRAMES_KEY, VIDEO_ID_OUTPUT
+    from trainer_module.reader import parse_segment_ratings
     from trainer_module.segments import SEGMENT_CONTEXT_KEYS
 
-    context, sequences, _ = tf.io.parse_sequence_example(
-        batch, context_features={
-            **{key: tf.io.RaggedFeature(tf.int64 if key != SEGMENT_CONTEXT_KEYS[-1]
-                                        else tf.float32) for key in SEGMENT_CONTEXT_KEYS},
-            **{key: tf.io.FixedLenFeature([], tf.string, default_value="")
-               for key in VIDEO_ID_KEYS}},
-        sequence_features={spec.names[0]: tf.io.RaggedFeature(tf.string)})
-    video_ids = [a or b for a, b in zip(*(context[key].numpy() for key in VIDEO_ID_KEYS),
-                                        strict=True)]
-    check_segment_ratings(path, video_ids, sequences[spec.names[0]].row_lengths().numpy(),
-                          *(context[key].to_list() for key in SEGMENT_CONTEXT_KEYS))
+    parsed = parse_segment_ratings(batch, spec, max_frames=None, with_ids=True)
+    check_segment_ratings(path, parsed[VIDEO_ID_OUTPUT].numpy(),
+                          parsed[NUM_FRAMES_KEY].numpy(),
+                          *(tf.RaggedTensor.from_sparse(parsed[key]).to_list()
+                            for key in SEGMENT_CONTEXT_KEYS))
 
 
 def scan_shard(path: str, spec, num_classes: int, max_frames: int, progress=None,

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from serving.batch_predict import INFERENCE_BATCH_SIZE, BatchPredictError
+from serving.batch_predict import INFERENCE_BATCH_SIZE, BatchPredictError, score_shards
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
-from shards.files import compression_of, expand_pattern, written_atomically
-from shards.tf_errors import op_error_reason
+from shards.files import expand_pattern, written_atomically
 from trainer_module.segment_metrics import SegmentRanking
 from trainer_module.segments import (
     SEGMENT_IDS_OUTPUT,
@@ -41,27 +40,13 @@ def score_segment_shards(model_dir: str, files: list[str], batch_size: int,
                          ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """(segment ids [n], scores [n, rated classes], ratings [n, rated classes] or None) of
     every batch of videos in `files`, through the model's segment signatures."""
-    import tensorflow as tf
-
-    model = tf.saved_model.load(model_dir)
-    if SEGMENT_SIGNATURE not in model.signatures:
-        raise BatchPredictError(f"{model_dir} has no {SEGMENT_SIGNATURE} signature (exported "
-                                "by a frame-level model of the 2018 classes)")
-    serve, rate = model.signatures[SEGMENT_SIGNATURE], model.signatures[RATINGS_SIGNATURE]
-    for path in files:
-        try:
-            for batch in tf.data.TFRecordDataset(path, compression_of(path)).batch(batch_size):
-                outputs = serve(examples=batch)
-                present = outputs[SEGMENT_START_TIMES_OUTPUT].numpy() >= 0
-                scores = outputs[SEGMENT_SCORES_OUTPUT].numpy()[present]
-                ratings = rate(examples=batch)[SEGMENT_RATINGS_OUTPUT].numpy()[present] if (
-                    with_ratings) else None
-                yield outputs[SEGMENT_IDS_OUTPUT].numpy()[present], scores, ratings
-        except tf.errors.DataLossError:
-            raise BatchPredictError(f"{path}: corrupt or truncated TFRecord file") from None
-        except tf.errors.InvalidArgumentError as error:
-            raise BatchPredictError(f"{path}: records do not match the model's input "
-                                    f"({op_error_reason(error.message)})") from None
+    signatures = (SEGMENT_SIGNATURE, RATINGS_SIGNATURE) if with_ratings else (
+        SEGMENT_SIGNATURE,)
+    for _, _, outputs in score_shards(model_dir, files, batch_size, signatures):
+        present = outputs[SEGMENT_START_TIMES_OUTPUT] >= 0
+        ratings = outputs[SEGMENT_RATINGS_OUTPUT][present] if with_ratings else None
+        yield (outputs[SEGMENT_IDS_OUTPUT][present], outputs[SEGMENT_SCORES_OUTPUT][present],
+               ratings)
 
 
 def rank_segments(model_dir: str, input_data_pattern: str, max_pred: int = SEGMENT_MAX_PRED,

@@ -44,19 +44,28 @@ def format_csv_row(video_id: str, class_ids, scores) -> str:
     return f"{video_id},{pairs}"
 
 
-def score_shards(model_dir: str, files: list[str], batch_size: int
+def score_shards(model_dir: str, files: list[str], batch_size: int,
+                 signatures: tuple[str, ...] = ("serving_default",)
                  ) -> Iterator[tuple[object, list[str], dict[str, np.ndarray]]]:
-    """(serialized records, video ids, the signature's outputs as numpy) of every batch of
-    `files`, in order."""
+    """(serialized records, video ids, the outputs as numpy) of every batch of `files`, in
+    order: each of `signatures` run on the batch's `examples`, their outputs merged (the
+    first returns `video_id`)."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    available = tf.saved_model.load(model_dir).signatures
+    missing = [name for name in signatures if name not in available]
+    if missing:
+        raise BatchPredictError(f"{model_dir} has no {', '.join(missing)} signature (it has "
+                                f"{', '.join(sorted(available))})")
+    functions = [available[name] for name in signatures]
     for path in files:
         try:
             records = tf.data.TFRecordDataset(path, compression_of(path))
             records = records.batch(batch_size).prefetch(1)
             for batch in records:
-                outputs = serve(examples=batch)
+                outputs = {}
+                for function in functions:
+                    outputs.update(function(examples=batch))
                 video_ids = [v.decode("utf-8") for v in outputs["video_id"].numpy()]
                 if "" in video_ids:
                     raise BatchPredictError(

@@ -33,20 +33,20 @@ import os
 import keras
 import tensorflow as tf
 
-from trainer_module.features import LABELS_KEY, VIDEO_ID_OUTPUT
-from trainer_module.reader import model_input_names, parse_examples
+from trainer_module.features import LABELS_KEY, NUM_FRAMES_KEY, VIDEO_ID_OUTPUT
+from trainer_module.reader import model_input_names, parse_examples, parse_segment_ratings
 from trainer_module.segments import (
     SEGMENT_IDS_OUTPUT,
     SEGMENT_RATINGS_OUTPUT,
     SEGMENT_SCORES_OUTPUT,
     SEGMENT_START_TIMES_OUTPUT,
     UNRATED,
-    all_segments,
     by_video,
     class_columns,
     score_segments,
     segment_class_ids,
     segment_ratings,
+    segment_starts,
 )
 from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.vocabulary import label_names
@@ -180,10 +180,8 @@ def _segment_signatures(model: keras.Model, config: TrainingConfig) -> dict:
 
     @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
     def rate_segments(examples):
-        parsed = parse_examples(examples, spec, max_frames=config.max_frames,
-                                with_segments=True)
-        segments = all_segments(parsed, spec, size)
-        keys = segments["video_row"], segments["start_time"]
+        parsed = parse_segment_ratings(examples, spec, config.max_frames)
+        keys = segment_starts(parsed[NUM_FRAMES_KEY], size)
         ratings = segment_ratings(parsed, *keys, columns)
         return {SEGMENT_RATINGS_OUTPUT: by_video(ratings, *keys, tf.size(examples), size,
                                                  UNRATED)}

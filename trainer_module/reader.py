@@ -101,15 +101,31 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
     return parsed
 
 
+def parse_segment_ratings(serialized: tf.Tensor, spec: FeatureSpec,
+                          max_frames: int | None = DEFAULT_MAX_FRAMES,
+                          with_ids: bool = False) -> dict[str, tf.Tensor]:
+    """The segment ratings (sparse) and `num_frames` (at most `max_frames`; None: every
+    frame) of a batch of serialized SequenceExamples, without decoding any frame."""
+    context, sequences, _ = tf.io.parse_sequence_example(
+        serialized, context_features=_labels_and_ids_spec(False, with_ids, True),
+        sequence_features={spec.names[0]: tf.io.RaggedFeature(tf.string)})
+    parsed = dict(context)
+    lengths = sequences[spec.names[0]].row_lengths()
+    if max_frames is not None:
+        lengths = tf.minimum(lengths, max_frames)
+    parsed[NUM_FRAMES_KEY] = tf.cast(lengths, tf.int32)
+    if with_ids:
+        _merge_video_ids(parsed)
+    return parsed
+
+
 def parse_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
-                   max_frames: int = DEFAULT_MAX_FRAMES, with_ids: bool = False,
-                   with_segments: bool = False) -> dict[str, tf.Tensor]:
+                   max_frames: int = DEFAULT_MAX_FRAMES,
+                   with_ids: bool = False) -> dict[str, tf.Tensor]:
     """Video- or frame-level parsing, as `spec` says. With `with_ids`, `video_id` holds each
-    example's 2018 `id` or 2017 `video_id`; `with_segments` (frame level): the segment
-    ratings too."""
+    example's 2018 `id` or 2017 `video_id`."""
     if spec.is_frame_level:
-        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids,
-                                    with_segments)
+        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids)
     return parse_video_examples(serialized, spec, with_labels, with_ids)
 
 

@@ -48,11 +48,6 @@ def segment_class_ids(path: str = SEGMENT_VOCABULARY_CSV) -> tuple[int, ...]:
     return tuple(sorted(int(value) for value in rows[1:]))
 
 
-def segment_id(video_id: str, start: int) -> str:
-    """The starter's name of a segment, used in submissions: `<video id>:<start>`."""
-    return f"{video_id}:{start}"
-
-
 def rated_segments(parsed: dict[str, tf.Tensor], spec: FeatureSpec, num_classes: int,
                    segment_size: int = SEGMENT_SIZE
                    ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
@@ -85,14 +80,20 @@ def all_segments(parsed: dict[str, tf.Tensor], spec: FeatureSpec,
     Returns the segments' model inputs, their video's row `video_row` [n] and `start_time`
     [n], in video order and, within a video, by start time.
     """
-    num_frames = tf.cast(parsed[NUM_FRAMES_KEY], tf.int64)
-    slots = tf.shape(parsed[spec.names[0]], out_type=tf.int64)[1]
-    starts = tf.range(0, slots, segment_size, dtype=tf.int64)
-    present = starts[None, :] < num_frames[:, None]  # [videos, slots // segment_size]
-    where = tf.where(present)
-    rows, start_times = where[:, 0], tf.gather(starts, where[:, 1])
+    rows, start_times = segment_starts(parsed[NUM_FRAMES_KEY], segment_size)
     features = _segment_inputs(parsed, spec, rows, start_times, segment_size)
     return {**features, "video_row": rows, "start_time": start_times}
+
+
+def segment_starts(num_frames: tf.Tensor, segment_size: int = SEGMENT_SIZE
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+    """(video row, start time) of every segment of videos of `num_frames` frames: starts
+    0, segment_size, … below each count, in video order, then by start time."""
+    num_frames = tf.cast(num_frames, tf.int64)
+    longest = tf.reduce_max(tf.concat([num_frames, [0]], 0))
+    starts = tf.range(0, longest, segment_size, dtype=tf.int64)
+    where = tf.where(starts[None, :] < num_frames[:, None])  # [videos, segment slots]
+    return where[:, 0], tf.gather(starts, where[:, 1])
 
 
 def _segment_inputs(parsed: dict[str, tf.Tensor], spec: FeatureSpec, rows: tf.Tensor,
@@ -114,12 +115,6 @@ def _segment_inputs(parsed: dict[str, tf.Tensor], spec: FeatureSpec, rows: tf.Te
         gathered.set_shape([None, segment_size, size])
         features[name] = gathered
     return features
-
-
-def ratings_of(video_id: str, labels, start_times, scores) -> dict[tuple[str, int], float]:
-    """{(segment id, class): score} of one video's rated segments (numpy or lists)."""
-    return {(segment_id(video_id, int(start)), int(label)): float(score)
-            for label, start, score in zip(labels, start_times, scores, strict=True)}
 
 
 def class_columns(num_classes: int) -> np.ndarray:

@@ -80,7 +80,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: FORCE help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench bench-scale bench-evaluator bench-workers parity image \
+	bench bench-scale bench-evaluator bench-workers parity parity-segments image \
 	validate-data download \
 	compile-kfp submit-kfp serve-local tensorboard
 
@@ -109,6 +109,8 @@ help:
 	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
 	@echo "make parity      beside the starter code at its settings (~40 min; bench/README.md):"
 	@echo "                 STARTER_DIR=../youtube-8m STARTER_PYTHON=~/tf115/bin/python PARITY_DATA=..."
+	@echo "make parity-segments  segment MAP of the pushed segment model, here and by the starter's"
+	@echo "                 segment_eval_inference.py (same STARTER_DIR, STARTER_PYTHON)"
 	@echo "make tensorboard LOGDIR=pipeline_output/Trainer/model_run/N: TensorBoard on 127.0.0.1:6006"
 	@echo "make test        ruff + pytest (unit, end-to-end and Kubeflow tasks in the image)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
@@ -147,7 +149,7 @@ serve:
 # The targets that need the locked stack: here, or in the image (see NATIVE above).
 STACK_TARGETS := setup run-local serve-local predict check-serving infer evaluate tensorboard \
 	compile-kfp submit-kfp download validate-data bench bench-scale bench-evaluator bench-workers \
-	parity lint test test-fast lock
+	parity parity-segments lint test test-fast lock
 
 ifeq ($(NATIVE),)
 $(STACK_TARGETS): $(IMAGE_STAMP)
@@ -253,6 +255,11 @@ bench-evaluator: setup
 
 bench-workers: setup
 	$(PY) -m bench.run --workers $(ARGS)
+
+# The pushed segment model's MAP (SEGMENTS=1 make run-local first), here and by the
+# starter's own segment_eval_inference.py; ARGS='--model_dir=… --eval_data_pattern=…'.
+parity-segments: setup
+	$(QUIET) $(PY) -m bench.segment_parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) $(ARGS)
 
 parity: setup
 	$(PY) -m bench.parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) \

@@ -56,7 +56,7 @@ _STARTER_RATE = re.compile(r"training step (\d+) \| Loss: [\d.na]+ Examples/sec:
 _TF2_ENVIRONMENT = ("TF2_BEHAVIOR", "TPU_ML_PLATFORM", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK")
 
 
-def _run_logged(command: list[str], log_path: str, cwd: str | None = None) -> None:
+def run_logged(command: list[str], log_path: str, cwd: str | None = None) -> None:
     """Runs `command` in this process's environment as it was before TensorFlow was imported,
     its output into `log_path`; raises with the output's tail if it fails."""
     env = {key: value for key, value in os.environ.items() if key not in _TF2_ENVIRONMENT}
@@ -77,7 +77,7 @@ def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
     level_flags = ["--frame_features"] if level == "frame" else []
     common = [f"--feature_names={features}", f"--feature_sizes={FEATURE_SIZES}", *level_flags]
     start = time.perf_counter()
-    _run_logged(
+    run_logged(
         [args.starter_python, "train.py", f"--train_data_pattern={data_root}/train/*.tfrecord",
          f"--train_dir={train_dir}", f"--model={model}", *common,
          f"--batch_size={STARTER_BATCH_SIZE}", f"--max_steps={args.steps}",
@@ -87,7 +87,7 @@ def run_starter(args, model: str, data_root: str, workdir: str) -> dict:
          f"--num_epochs={STARTER_EPOCHS}"],
         os.path.join(workdir, f"starter_{model}_train.log"), cwd=args.starter_dir)
     train_seconds = time.perf_counter() - start
-    _run_logged(
+    run_logged(
         [args.starter_python, "eval.py", f"--eval_data_pattern={data_root}/validate/*.tfrecord",
          f"--train_dir={train_dir}", "--run_once", f"--batch_size={STARTER_BATCH_SIZE}"],
         os.path.join(workdir, f"starter_{model}_eval.log"), cwd=args.starter_dir)
@@ -153,7 +153,7 @@ def run_ours(model: str, data_root: str, steps: int, workdir: str) -> dict:
 
 def _ours_in_fresh_process(model: str, data_root: str, steps: int, workdir: str) -> dict:
     result = os.path.join(workdir, f"ours_{model}.json")
-    _run_logged([sys.executable, "-m", "bench.parity", "--ours", model, f"--data_root={data_root}",
+    run_logged([sys.executable, "-m", "bench.parity", "--ours", model, f"--data_root={data_root}",
                  f"--steps={steps}", f"--workdir={workdir}"],
                 os.path.join(workdir, f"ours_{model}.log"), cwd=PROJECT_ROOT)
     with open(result) as f:

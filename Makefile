@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 # The lock's TFX wheels (ml-metadata, TFDV) need glibc >= 2.39 (manylinux_2_39) or macOS:
 # there the targets run on this host. Elsewhere each target below runs in a container of the
-# pipeline image (`make image`), with this work tree mounted (docs/platforms.md).
+# environment image (env.Dockerfile), with this work tree and the paths it names mounted
+# (docs/platforms.md).
 GLIBC_NEEDED := 2.39
 GLIBC := $(shell getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2)
 NATIVE ?= $(shell { [ "$$(uname -s)" = Darwin ] || printf '%s\n%s\n' $(GLIBC_NEEDED) "$(GLIBC)" \
@@ -20,7 +21,20 @@ STAMP := $(VENV)/.installed
 PYTHON_VERSION := 3.13
 PYTHON ?= $(shell for p in python$(PYTHON_VERSION) $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python; do \
 	command -v $$p >/dev/null 2>&1 && { command -v $$p; break; }; done)
-CONTAINER := tools/container.sh
+PROJECT := $(shell sed -n 's/^name = "\(.*\)"/\1/p' pyproject.toml)
+ENV_REPO := $(PROJECT)-env
+CONTAINER_ENV := ENV_REPO=$(ENV_REPO) UV_VERSION=$(UV_VERSION)
+CONTAINER := $(CONTAINER_ENV) tools/container.sh
+# The lock natively: with TensorFlow's CUDA libraries where an NVIDIA driver lists a GPU.
+LOCK := $(if $(shell nvidia-smi -L 2>/dev/null | grep '^GPU '),requirements-cuda.lock,requirements.lock)
+# GPUs to use (all by default; none; or indices: GPUS=0,1); in containers tools/container.sh
+# passes them, natively CUDA_VISIBLE_DEVICES picks them.
+GPUS ?=
+ifeq ($(GPUS),none)
+export CUDA_VISIBLE_DEVICES :=
+else ifneq ($(filter-out all,$(GPUS)),)
+export CUDA_VISIBLE_DEVICES := $(GPUS)
+endif
 # Takes TensorFlow's start-up notices out of stderr (none with VERBOSE=1).
 QUIET := tools/quiet.sh
 # Quiet by default: no TensorFlow C++ notices or dependencies' deprecation warnings.
@@ -46,7 +60,7 @@ FRAME_ARGS := --segment_labels
 RUN_DEPS := $(SEGMENT_SAMPLE)/.done
 # A task of its own: its runs, checkpoints and served models apart from the video-level ones.
 MODEL_BASE ?= serving_model_segments
-RUN_ARGS := --pipeline_root=pipeline_output/segments --serving_model_dir=$(MODEL_BASE)
+RUN_ARGS := --pipeline_root=pipeline_output/segments
 else ifeq ($(FRAME),1)
 MODEL ?= FrameLevelLogisticModel
 DATA_ROOT ?= $(FRAME_SAMPLE)
@@ -71,7 +85,9 @@ OUTPUT ?= $(if $(filter 1,$(SEGMENTS)),segment_predictions.csv,predictions.csv)
 
 # Kubeflow knobs: make compile-kfp IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://…
 # The image's name and tag: this project's name and version, written once in pyproject.toml.
-IMAGE ?= $(shell sed -n 's/^name = "\(.*\)"/\1/p' pyproject.toml):$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= $(PROJECT):$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# The Trainer's image where it asks for GPUs: the same sources on the CUDA environment.
+GPU_IMAGE ?= $(IMAGE)-cuda
 PIPELINE_ROOT ?= gs://YOUR_BUCKET/yt8m
 KFP_DATA_ROOT ?= $(PIPELINE_ROOT)/data/2018/video
 KFP_PACKAGE ?= build/kfp/pipeline.yaml
@@ -80,7 +96,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: FORCE help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench bench-scale bench-evaluator bench-workers parity parity-segments image \
+	bench bench-scale bench-evaluator bench-workers gpu-check parity parity-segments image image-cuda \
 	validate-data download \
 	compile-kfp submit-kfp serve-local tensorboard
 
@@ -97,7 +113,8 @@ help:
 	@echo "make evaluate    GAP/mAP/Hit@1/PERR of the latest pushed model on INPUT (labelled)"
 	@echo "SEGMENTS=1 make run-local|infer|evaluate  the 2019 segment task (segment MAP@K,"
 	@echo "                 Class,Segments CSV) on a segment-rated fixture of the real frames"
-	@echo "make image       build the pipeline image (docker or podman) as IMAGE=$(IMAGE)"
+	@echo "make image       the release image for Kubeflow (docker or podman) as IMAGE=$(IMAGE)"
+	@echo "make image-cuda  the same on TensorFlow's CUDA libraries, as GPU_IMAGE=$(GPU_IMAGE)"
 	@echo "make compile-kfp Kubeflow Pipelines v2 spec in build/kfp/pipeline.yaml"
 	@echo "                 IMAGE=… PIPELINE_ROOT=gs://… KFP_DATA_ROOT=gs://… ARGS='--beam_runner=dataflow'"
 	@echo "make submit-kfp  submit it: KFP_HOST=https://… [EXPERIMENT=yt8m]"
@@ -106,6 +123,7 @@ help:
 	@echo "make bench       benchmarks (~40 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~20 min): bench/scale.md"
 	@echo "make bench-evaluator  the Evaluator alone at 8k-65k videos vs in-process scoring (~6 min)"
+	@echo "make gpu-check   on an NVIDIA GPU host: frame-level models on the GPU vs CPU (bench/gpu.md)"
 	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
 	@echo "make parity      beside the starter code at its settings (~40 min; bench/README.md):"
 	@echo "                 STARTER_DIR=../youtube-8m STARTER_PYTHON=~/tf115/bin/python PARITY_DATA=..."
@@ -120,25 +138,18 @@ help:
 	@echo "VERBOSE=1 make … shows TensorFlow's C++ notices and dependencies' warnings"
 	@$(if $(NATIVE),,echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) here: targets run in the image $(IMAGE)")
 
+# The release image for Kubeflow pods (Dockerfile: the sources baked in), on the environment
+# image; image-cuda: on the CUDA one, for the Trainer pod that asks for GPUs.
 image:
-	@$(CONTAINER) build $(IMAGE) $(UV_VERSION)
-	@touch $(IMAGE_STAMP)
+	@$(CONTAINER) image $(IMAGE)
 
-# The image, rebuilt only when what it copies changed or it is gone (a cached rebuild still
-# reads the whole context: about a minute here).
-IMAGE_SOURCES := Dockerfile requirements.lock pyproject.toml README.md \
-	$(shell find trainer_module components pipeline data_tools serving shards evaluation \
-		-type f ! -name '*.pyc' 2>/dev/null)
-IMAGE_STAMP := build/image-$(subst :,-,$(subst /,-,$(IMAGE))).stamp
-$(IMAGE_STAMP): $(IMAGE_SOURCES) $(if $(NATIVE)$(IN_IMAGE),,$(shell $(CONTAINER) exists $(IMAGE) || echo FORCE))
-	@mkdir -p build
-	@$(MAKE) --no-print-directory image
-FORCE:
+image-cuda:
+	@$(CONTAINER) image $(GPU_IMAGE) --cuda
 
 serve:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 		echo "docker run $(TF_SERVING_IMAGE) on $(abspath $(MODEL_BASE))"; \
-		docker run --rm -p 127.0.0.1:$(PORT):8501 \
+		$(CONTAINER) attached run --rm -p 127.0.0.1:$(PORT):8501 \
 			-v "$(abspath $(MODEL_BASE))":/models/$(MODEL_NAME) -e MODEL_NAME=$(MODEL_NAME) \
 			$(TF_SERVING_IMAGE); \
 	else \
@@ -149,30 +160,69 @@ serve:
 # The targets that need the locked stack: here, or in the image (see NATIVE above).
 STACK_TARGETS := setup run-local serve-local predict check-serving infer evaluate tensorboard \
 	compile-kfp submit-kfp download validate-data bench bench-scale bench-evaluator bench-workers \
-	parity parity-segments lint test test-fast lock
+	gpu-check parity parity-segments lint test test-fast lock
+
+# The Makefile's knobs: given in the environment, they reach the make in the container as they
+# do on the command line ($(MAKEOVERRIDES)), so both ways do the same on every host.
+KNOBS := MODEL TRAIN_STEPS PRESET ARGS DATA_ROOT FRAME SEGMENTS VERBOSE MODEL_NAME PORT MODEL_BASE \
+	INPUT OUTPUT IMAGE GPU_IMAGE PIPELINE_ROOT KFP_DATA_ROOT KFP_PACKAGE KFP_HOST EXPERIMENT LOGDIR \
+	PARTITION MIRROR SHARD DOWNLOAD_DIR STARTER_DIR STARTER_PYTHON PARITY_DATA BENCH_DATA GPUS \
+	TF_SERVING_IMAGE
+ENVIRONMENT_KNOBS = $(foreach v,$(KNOBS),$(if $(filter environment%,$(origin $(v))),\
+	'$(v)=$(subst ','\'',$(value $(v)))'))
+
+# What each target reads and writes outside the work tree, mounted at its own path in the
+# container (tools/container.sh run: --read must exist, --write-* are created here); the
+# path-valued flags of ARGS are found there. Nothing else is mounted.
+MOUNTS_run-local = --read 'DATA_ROOT=$(DATA_ROOT)' --write-dir 'MODEL_BASE=$(MODEL_BASE)'
+MOUNTS_validate-data = --read 'DATA_ROOT=$(DATA_ROOT)'
+MOUNTS_infer = --read 'INPUT=$(INPUT)' --read 'MODEL_BASE=$(MODEL_BASE)' --write-file 'OUTPUT=$(OUTPUT)'
+MOUNTS_evaluate = --read 'INPUT=$(INPUT)' --read 'MODEL_BASE=$(MODEL_BASE)'
+MOUNTS_serve-local = --read 'MODEL_BASE=$(MODEL_BASE)'
+MOUNTS_check-serving = --read 'MODEL_BASE=$(MODEL_BASE)'
+MOUNTS_tensorboard = --read 'LOGDIR=$(LOGDIR)'
+MOUNTS_compile-kfp = --write-file 'KFP_PACKAGE=$(KFP_PACKAGE)'
+MOUNTS_submit-kfp = --write-file 'KFP_PACKAGE=$(KFP_PACKAGE)'
+MOUNTS_download = --write-dir 'DOWNLOAD_DIR=$(DOWNLOAD_DIR)'
+MOUNTS_bench = $(if $(BENCH_DATA),--read 'BENCH_DATA=$(BENCH_DATA)')
+MOUNTS_parity = --read 'STARTER_DIR=$(STARTER_DIR)' --read 'STARTER_PYTHON=$(STARTER_PYTHON)' \
+	$(STARTER_RUNTIME) --read 'PARITY_DATA=$(PARITY_DATA)'
+MOUNTS_parity-segments = --read 'STARTER_DIR=$(STARTER_DIR)' \
+	--read 'STARTER_PYTHON=$(STARTER_PYTHON)' $(STARTER_RUNTIME)
+# The starter's Python: its venv and the interpreter the venv's python links to.
+STARTER_RUNTIME = $(foreach d,$(dir $(patsubst %/,%,$(dir $(STARTER_PYTHON)))) \
+	$(dir $(patsubst %/,%,$(dir $(realpath $(STARTER_PYTHON))))),--read 'STARTER_PYTHON=$(d)')
 
 ifeq ($(NATIVE),)
-$(STACK_TARGETS): $(IMAGE_STAMP)
-	@echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) (the lock's TFX wheels need it): 'make $@' runs in $(IMAGE)"
-	@$(CONTAINER) run $(IMAGE) $(if $(filter test,$@),--engine-api) -- \
-		make --no-print-directory $@ $(MAKEOVERRIDES)
+IN_ENV_NOTE = glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) (the lock's TFX wheels need it): 'make $@' runs in the environment image
+$(filter-out test,$(STACK_TARGETS)):
+	@$(CONTAINER) run --say "$(IN_ENV_NOTE)" $(MOUNTS_$@) --flags '$(subst ','\'',$(ARGS))' -- \
+		make --no-print-directory $@ $(ENVIRONMENT_KNOBS) $(MAKEOVERRIDES)
+
+# First what make does in containers here (tests/host_containers.sh), then the suite in one;
+# its Kubeflow tasks start in containers of the release images (tests/containers.py).
+test: image image-cuda
+	@$(CONTAINER_ENV) tests/host_containers.sh
+	@YT8M_TFX_IMAGE=$(IMAGE) YT8M_TFX_GPU_IMAGE=$(GPU_IMAGE) $(CONTAINER) run --say "$(IN_ENV_NOTE)" \
+		--engine-api -- \
+		make --no-print-directory $@ $(ENVIRONMENT_KNOBS) $(MAKEOVERRIDES)
 else
 setup: $(STAMP)
 
 ifneq ($(IN_IMAGE),)
-# The image's build installed its venv (Dockerfile); the host rebuilds the image when the lock
-# or a source changes ($(IMAGE_STAMP)), so a work tree newer than the image's stamp is no cause.
+# The environment image's build installed its venv (env.Dockerfile); tools/container.sh
+# rebuilds the image when a lock changes, and the work tree is on PYTHONPATH.
 $(STAMP):
 	@echo "error: $(STAMP) is missing: YT8M_TFX_VENV=$(VENV) is not the image's installed venv" >&2; exit 1
 else
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
 		echo "error: Python $(PYTHON_VERSION) not found (the lock is for it): install it (e.g. 'pyenv install $(PYTHON_VERSION)') or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 1; fi
 	@if ! command -v c++ >/dev/null 2>&1; then \
 		echo "error: a C++ compiler and Python's headers are needed (pyfarmhash, a TFDV dependency, has no wheel for Python $(PYTHON_VERSION)): e.g. 'apt-get install g++ python3-dev'" >&2; exit 1; fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 endif
@@ -180,7 +230,8 @@ endif
 run-local: setup $(RUN_DEPS)
 	$(QUIET) $(PY) -m pipeline.run_local $(if $(MODEL),--model=$(MODEL)) \
 		$(if $(TRAIN_STEPS),--train_steps=$(TRAIN_STEPS)) $(if $(PRESET),--preset=$(PRESET)) \
-		--data_root=$(DATA_ROOT) $(FRAME_ARGS) $(RUN_ARGS) $(if $(VERBOSE),--verbose) $(ARGS)
+		--data_root=$(DATA_ROOT) --serving_model_dir=$(MODEL_BASE) $(FRAME_ARGS) $(RUN_ARGS) \
+		$(if $(VERBOSE),--verbose) $(ARGS)
 
 # Frame-level sample: 20-60 one-second frames per real video of the bundled sample (seeded):
 # shorter than real videos (120-300 frames) so that the quick start runs in minutes.
@@ -202,11 +253,11 @@ serve-local: setup
 		--rest_api_port=$(PORT)
 
 predict: setup
-	$(PY) -m serving.client --input=data/sample/video/validate/validate0048.tfrecord \
+	$(QUIET) $(PY) -m serving.client --input=data/sample/video/validate/validate0048.tfrecord \
 		--model_name=$(MODEL_NAME) --port=$(PORT)
 
 check-serving: setup
-	$(PY) -m serving.check_server --model_dir=$(MODEL_BASE) \
+	$(QUIET) $(PY) -m serving.check_server --model_dir=$(MODEL_BASE) \
 		--input=data/sample/video/validate/validate0048.tfrecord \
 		--model_name=$(MODEL_NAME) --port=$(PORT)
 
@@ -228,33 +279,37 @@ tensorboard: setup
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port 6006
 
 compile-kfp: setup
-	$(PY) -m pipeline.kubeflow_runner compile --image=$(IMAGE) --pipeline_root=$(PIPELINE_ROOT) \
+	$(QUIET) $(PY) -m pipeline.kubeflow_runner compile --image=$(IMAGE) --gpu_image=$(GPU_IMAGE) --pipeline_root=$(PIPELINE_ROOT) \
 		--data_root=$(KFP_DATA_ROOT) --output=$(KFP_PACKAGE) $(ARGS)
 
 submit-kfp: setup
 	@if [ -z "$(KFP_HOST)" ]; then echo "error: set KFP_HOST=https://<your KFP endpoint>" >&2; exit 2; fi
 	@[ -f $(KFP_PACKAGE) ] || $(MAKE) --no-print-directory compile-kfp
-	$(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
+	$(QUIET) $(PY) -m pipeline.kubeflow_runner submit --host=$(KFP_HOST) --package=$(KFP_PACKAGE) \
 		--pipeline_root=$(PIPELINE_ROOT) --experiment=$(EXPERIMENT)
 
 download: setup
-	$(PY) -m data_tools.download --partition=$(PARTITION) --mirror=$(MIRROR) \
+	$(QUIET) $(PY) -m data_tools.download --partition=$(PARTITION) --mirror=$(MIRROR) \
 		--output_dir=$(DOWNLOAD_DIR) $(if $(SHARD),--shard=$(SHARD)) $(ARGS)
 
 validate-data: setup $(RUN_DEPS)
-	$(PY) -m data_tools.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
+	$(QUIET) $(PY) -m data_tools.validate_data --data_root=$(DATA_ROOT) $(FRAME_ARGS) $(ARGS)
 
 bench: setup
-	$(PY) -m bench.run $(ARGS)
+	$(QUIET) $(PY) -m bench.run $(if $(BENCH_DATA),--shared_data=$(BENCH_DATA)) $(ARGS)
 
 bench-scale: setup
-	$(PY) -m bench.run --scale $(ARGS)
+	$(QUIET) $(PY) -m bench.run --scale $(ARGS)
+
+# On a host with an NVIDIA GPU: three frame-level models on it and on the CPU (bench/gpu.md).
+gpu-check: setup
+	$(QUIET) $(PY) -m bench.gpu_check $(ARGS)
 
 bench-evaluator: setup
-	$(PY) -m bench.run --evaluator $(ARGS)
+	$(QUIET) $(PY) -m bench.run --evaluator $(ARGS)
 
 bench-workers: setup
-	$(PY) -m bench.run --workers $(ARGS)
+	$(QUIET) $(PY) -m bench.run --workers $(ARGS)
 
 # The pushed segment model's MAP (SEGMENTS=1 make run-local first), here and by the
 # starter's own segment_eval_inference.py; ARGS='--model_dir=… --eval_data_pattern=…'.
@@ -262,7 +317,7 @@ parity-segments: setup
 	$(QUIET) $(PY) -m bench.segment_parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) $(ARGS)
 
 parity: setup
-	$(PY) -m bench.parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) \
+	$(QUIET) $(PY) -m bench.parity --starter_dir=$(STARTER_DIR) --starter_python=$(STARTER_PYTHON) \
 		--data_root=$(PARITY_DATA) $(ARGS)
 
 lint: setup
@@ -270,16 +325,19 @@ lint: setup
 
 # The whole suite. Kubeflow tasks start in containers of the image (tests/containers.py), so
 # the image is built first; in the image itself it is already there.
-test: lint $(if $(IN_IMAGE),,$(IMAGE_STAMP))
+test: lint $(if $(IN_IMAGE),,image image-cuda)
 	@$(CONTAINER) with-engine-api -- $(PY) -m pytest -q
 
 # Unit tests only: no whole-pipeline, Kubeflow-spec or image runs (minutes each).
 test-fast: lint
-	$(PY) -m pytest -q -m "not e2e"
+	$(QUIET) $(PY) -m pytest -q -m "not e2e"
 
+LOCK_PLATFORM := --python-version $(PYTHON_VERSION) \
+	--python-platform x86_64-manylinux_$(subst .,_,$(GLIBC_NEEDED))
 lock: setup
-	$(UV) pip compile --quiet requirements.in --python-version $(PYTHON_VERSION) \
-		--python-platform x86_64-manylinux_$(subst .,_,$(GLIBC_NEEDED)) -o requirements.lock
+	$(UV) pip compile --quiet requirements.in $(LOCK_PLATFORM) -o requirements.lock
+	$(UV) pip compile --quiet requirements-cuda.in -c requirements.lock $(LOCK_PLATFORM) \
+		-o requirements-cuda.lock
 endif
 
 PARTITION ?= 2/video/validate
@@ -289,6 +347,8 @@ DOWNLOAD_DIR ?= data/yt8m/$(PARTITION)
 STARTER_DIR ?= ../youtube-8m
 STARTER_PYTHON ?= $(HOME)/tf115/bin/python
 PARITY_DATA ?= data/sample/video
+# Real shards for the bench's real-data sections, where they are (train/ and validate/).
+BENCH_DATA ?= $(wildcard ../shared/data/yt8m/2018/video)
 
 # make -s print-VARIABLE: a variable's value, for tests and scripts.
 print-%:

@@ -8,7 +8,7 @@ import time
 from bench.pipelines import BATCH_SIZE, SAMPLE, log
 
 
-def _training_step_row(name: str, data_name: str, root: str, steps: int) -> dict:
+def training_step_row(name: str, data_name: str, root: str, steps: int) -> dict:
     """Times `steps` training steps of one model (after one to trace and warm up)."""
     import keras
 
@@ -57,4 +57,4 @@ def bench_training(models: list[str], timed_steps: dict[str, int],
 
 
 def _training_step_star(job: tuple) -> dict:
-    return _training_step_row(*job)
+    return training_step_row(*job)

@@ -6,6 +6,9 @@ Each failure is a `PreflightError` whose message is one line naming the flag, fi
 
 from __future__ import annotations
 
+import glob
+import os
+
 from shards.files import compression_of, expand_pattern
 from trainer_module.features import FeatureSpec
 
@@ -13,10 +16,24 @@ from trainer_module.features import FeatureSpec
 SPLIT_DIRS = ("train", "validate")
 TRAIN_PATTERN = "train/*.tfrecord"
 EVAL_PATTERN = "validate/*.tfrecord"
+# The official download's layout: every shard in one folder (train0000.tfrecord, validate…).
+FLAT_TRAIN_PATTERN = "train*.tfrecord"
+FLAT_EVAL_PATTERN = "validate*.tfrecord"
 
 
 class PreflightError(Exception):
     """A problem with the user's flags or data, detected before the pipeline runs."""
+
+
+def data_root_patterns(data_root: str) -> tuple[str, str]:
+    """The train and validate globs of `data_root`: its train/ and validate/ folders, or, where
+    it has no train/ folder, its own train*.tfrecord and validate*.tfrecord shards as the
+    official download writes them."""
+    flat = not os.path.isdir(os.path.join(data_root, SPLIT_DIRS[0])) and bool(
+        glob.glob(os.path.join(glob.escape(data_root), FLAT_TRAIN_PATTERN)))
+    train, evaluate = (FLAT_TRAIN_PATTERN, FLAT_EVAL_PATTERN) if flat else (TRAIN_PATTERN,
+                                                                             EVAL_PATTERN)
+    return os.path.join(data_root, train), os.path.join(data_root, evaluate)
 
 
 def check_patterns(patterns: dict[str, str]) -> dict[str, list[str]]:

@@ -19,11 +19,10 @@ import os
 import sys
 
 from data_tools.checks import (
-    EVAL_PATTERN,
-    TRAIN_PATTERN,
     PreflightError,
     check_first_example,
     check_patterns,
+    data_root_patterns,
 )
 from shards.files import compression_of
 from trainer_module.features import GENERATIONS, NUM_CLASSES_2017, NUM_CLASSES_2018
@@ -186,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     frame_level = args.frame_features or args.segment_labels
     spec = FeatureSpec.of(FRAME_LEVEL_FEATURES if frame_level else VIDEO_LEVEL_FEATURES)
     try:
-        files = check_patterns({
-            "--train_data_pattern": os.path.join(args.data_root, TRAIN_PATTERN),
-            "--eval_data_pattern": os.path.join(args.data_root, EVAL_PATTERN)})
+        train_pattern, eval_pattern = data_root_patterns(args.data_root)
+        files = check_patterns({"--train_data_pattern": train_pattern,
+                                "--eval_data_pattern": eval_pattern})
         first = next(iter(files.values()))[0]
         generation = detect_generation(first)
         num_classes = (args.num_classes

@@ -43,15 +43,20 @@ class Resources:
     gpus: int = 0
 
 
-# Sized for the full video-level dataset (31 GB) with Beam on DirectRunner inside the pod;
-# with Dataflow/Flink/Spark the Beam components' pods only submit the job.
+# Each task's pod, by component id (pipeline.create_pipeline's ids, whichever class runs the
+# step): sized for the full video-level dataset (31 GB) with Beam on DirectRunner inside the
+# pod; with Dataflow/Flink/Spark the Beam components' pods only submit the job. A component
+# missing here is refused at compile time. Importers (ImportExamples) run no pod.
 COMPONENT_RESOURCES = {
     "ImportExampleGen": Resources(4, 16), "StatisticsGen": Resources(4, 16),
     "SchemaGen": Resources(1, 4), "ImportSchemaGen": Resources(1, 2),
-    "ExampleValidator": Resources(1, 4), "Transform": Resources(4, 16),
-    "Trainer": Resources(8, 32), "Evaluator": Resources(4, 16), "Pusher": Resources(1, 4),
-    "BatchPredict": Resources(4, 16),
+    "ExampleValidator": Resources(1, 4), "StopOnAnomalies": Resources(1, 2),
+    "Transform": Resources(4, 16), "Tuner": Resources(8, 32), "WarmStartModel": Resources(1, 2),
+    "Trainer": Resources(8, 32), "BaselineModel": Resources(1, 2),
+    "Evaluator": Resources(4, 16), "EvaluationReport": Resources(2, 8),
+    "Pusher": Resources(1, 4), "BatchPredict": Resources(4, 16),
 }
+TRAINER_ID = "Trainer"
 
 
 def beam_pipeline_args(runner: str, image: str, pipeline_root: str,
@@ -82,6 +87,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     where = compile_.add_argument_group("cluster")
     where.add_argument("--image", default=DEFAULT_IMAGE,
                        help="the pipeline image (make image), holding this project")
+    where.add_argument("--gpu_image",
+                       help="the Trainer's image when --trainer_gpus: the same project on the "
+                            "CUDA environment (make image-cuda; default: <image>-cuda)")
     where.add_argument("--pipeline_root", required=True,
                        help="outputs (gs://, s3://, or a path the pods share); a different "
                             "root may be given at submission")
@@ -128,8 +136,14 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         raise PreflightError(f"--output must be a .yaml file (KFP rejects JSON), got {args.output}")
     root = args.pipeline_root.rstrip("/")
     training = training_config_from_args(args, f"{root}/train_dir/{args.model}")
-    if args.trainer_gpus and training.distribution == "none":
-        training = dataclasses.replace(training, distribution="mirrored")
+    if args.trainer_gpus < 0:
+        raise PreflightError(f"--trainer_gpus must be 0 or more, got {args.trainer_gpus}")
+    if args.trainer_gpus:
+        # Use them all, and stop before training if the pod sees fewer (never a CPU run).
+        training = dataclasses.replace(
+            training, require_gpus=args.trainer_gpus,
+            distribution="mirrored" if training.distribution == "none"
+            else training.distribution)
     vertex_training = None
     if args.trainer_workers < 1:
         raise PreflightError(f"--trainer_workers must be positive, got {args.trainer_workers}")
@@ -155,35 +169,45 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         vertex_training=vertex_training)
 
 
+def gpu_image_of(image: str) -> str:
+    """The CUDA variant of release image `image` (`make image-cuda` tags it so)."""
+    return f"{image}-cuda"
+
+
 def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gpus: int = 0,
-                     gpu_type: str = "nvidia.com/gpu") -> str:
-    """Writes the KFP v2 pipeline spec of `create_pipeline(config)` to `output` (.yaml)."""
+                     gpu_type: str = "nvidia.com/gpu", gpu_image: str | None = None) -> str:
+    """Writes the KFP v2 pipeline spec of `create_pipeline(config)` to `output` (.yaml): every
+    task sized by COMPONENT_RESOURCES; with `trainer_gpus`, the Trainer's pod asks for them
+    and runs `gpu_image`."""
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config)
     for component in pipeline.components:
-        name = type(component).__name__
-        if name in COMPONENT_RESOURCES:
-            resources = COMPONENT_RESOURCES[name]
-            if name == "Trainer" and trainer_gpus:
-                resources = dataclasses.replace(resources, gpus=trainer_gpus)
-            component.with_platform_config(resource_spec(resources, gpu_type))
+        if isinstance(component, tfx.dsl.Importer):
+            continue
+        if component.id not in COMPONENT_RESOURCES:
+            raise PreflightError(f"component {component.id} has no entry in "
+                                 "kubeflow_runner.COMPONENT_RESOURCES: its pod would be unsized")
+        resources = COMPONENT_RESOURCES[component.id]
+        if component.id == TRAINER_ID and trainer_gpus:
+            resources = dataclasses.replace(resources, gpus=trainer_gpus)
+        component.with_platform_config(resource_spec(resources, gpu_type))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image, use_pipeline_spec_2_1=True),
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output))
     runner.run(pipeline)
-    adapt_spec(output)
+    adapt_spec(output, {TRAINER_ID: gpu_image or gpu_image_of(image)} if trainer_gpus else {})
     return output
 
 
-def adapt_spec(path: str) -> None:
+def adapt_spec(path: str, task_images: dict[str, str]) -> None:
     """Makes the compiled spec run on open-source KFP as on Vertex AI: executors start
     through `pipeline.kfp_entrypoint`, and the nodes that read what is served are never
-    taken from KFP's cache."""
+    taken from KFP's cache. The tasks of `task_images` run those images."""
     import yaml
 
     from pipeline.kfp_entrypoint import rewrite_commands
@@ -195,6 +219,10 @@ def adapt_spec(path: str) -> None:
     for task_id, task in spec["root"]["dag"]["tasks"].items():
         if task_id in UNCACHED_NODE_IDS:
             task["cachingOptions"] = {"enableCache": False}
+        if task_id in task_images:
+            component = spec["components"][task["componentRef"]["name"]]
+            executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+            executor["container"]["image"] = task_images[task_id]
     with open(path, "w") as f:
         yaml.safe_dump(spec, f, sort_keys=False)
 
@@ -218,8 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compile":
             config = pipeline_config_from_args(args)
-            compile_pipeline(config, args.image, args.output, args.trainer_gpus, args.gpu_type)
-            print(f"wrote {args.output} (image {args.image}, pipeline root "
+            compile_pipeline(config, args.image, args.output, args.trainer_gpus, args.gpu_type,
+                             args.gpu_image)
+            gpus = (f", Trainer on {args.trainer_gpus} GPU(s) in "
+                    f"{args.gpu_image or gpu_image_of(args.image)}" if args.trainer_gpus else "")
+            print(f"wrote {args.output} (image {args.image}{gpus}, pipeline root "
                   f"{config.pipeline_root})")
         else:
             if not os.path.isfile(args.package):

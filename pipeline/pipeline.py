@@ -126,7 +126,7 @@ def create_pipeline(config: PipelineConfig,
                 tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
                 tfx.proto.Input.Split(name="validate", pattern=config.eval_pattern),
             ]),
-            payload_format=payload_format)
+            payload_format=payload_format).with_id("ImportExampleGen")  # either class
         examples = example_gen.outputs["examples"]
     if frame_level:
         # SchemaGen cannot infer SequenceExample tensor representations: use the curated one.

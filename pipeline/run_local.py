@@ -21,6 +21,7 @@ from data_tools.checks import (
     PreflightError,
     check_first_example,
     check_patterns,
+    data_root_patterns,
 )
 from pipeline.flags import (
     add_blessing_flags,
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     data.add_argument("--data_root", default=SAMPLE_DATA_ROOT,
-                      help="folder with train/ and validate/ shards (default: bundled sample)")
+                      help="folder with train/ and validate/ shards, or with the official "
+                      "download's train*.tfrecord and validate*.tfrecord (default: bundled sample)")
     data.add_argument("--train_data_pattern",
                       help=f"glob of training shards (default: <data_root>/{TRAIN_PATTERN})")
     data.add_argument("--eval_data_pattern",
@@ -119,8 +121,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[PipelineConfig, dict[str
     training = training_config_from_args(
         args, os.path.join(args.pipeline_root, "train_dir", args.model))
     training = dataclasses.replace(training, train_dir=os.path.abspath(training.train_dir))
-    train_glob = args.train_data_pattern or os.path.join(args.data_root, TRAIN_PATTERN)
-    eval_glob = args.eval_data_pattern or os.path.join(args.data_root, EVAL_PATTERN)
+    train_default, eval_default = data_root_patterns(args.data_root)
+    train_glob = args.train_data_pattern or train_default
+    eval_glob = args.eval_data_pattern or eval_default
     if args.import_examples:
         train_glob, eval_glob = (os.path.join(args.data_root, f"Split-{split}", "*")
                                  for split in SPLIT_DIRS)
@@ -150,6 +153,7 @@ def check_data(config: PipelineConfig, files: dict[str, list[str]],
     config (adapted to 2017 data) and notes for the user."""
     from data_tools.validate_data import detect_generation, validate
     from trainer_module.checkpoints import CheckpointMismatchError, check_train_dir
+    from trainer_module.distribution import DeviceError, check_gpus
 
     notes = []
     training = config.training
@@ -176,6 +180,10 @@ def check_data(config: PipelineConfig, files: dict[str, list[str]],
     try:
         check_train_dir(training)
     except CheckpointMismatchError as error:
+        raise PreflightError(str(error)) from None
+    try:
+        check_gpus(training.require_gpus)
+    except DeviceError as error:
         raise PreflightError(str(error)) from None
     return config, notes
 

@@ -23,6 +23,9 @@ import urllib.parse
 
 SOCKET_VARIABLE = "YT8M_TFX_ENGINE_SOCKET"
 IMAGE_VARIABLE = "YT8M_TFX_IMAGE"
+GPU_IMAGE_VARIABLE = "YT8M_TFX_GPU_IMAGE"
+# The container `make` runs this suite in (tools/container.sh names it here).
+CONTAINER_VARIABLE = "YT8M_TFX_CONTAINER"
 API = "/v1.41"
 
 
@@ -49,15 +52,21 @@ def engine_socket() -> str | None:
     return os.environ.get(SOCKET_VARIABLE)
 
 
-def test_image() -> str:
-    """The image `make test` built (tools/container.sh passes its name), else the Makefile's
-    IMAGE, where its name is derived."""
+def test_image(variable: str = IMAGE_VARIABLE) -> str:
+    """The release image `make test` built (the Makefile passes its name), else the Makefile's
+    IMAGE (GPU_IMAGE for GPU_IMAGE_VARIABLE), where its name is derived."""
     from tests.conftest import PROJECT_ROOT
 
-    if os.environ.get(IMAGE_VARIABLE):
-        return os.environ[IMAGE_VARIABLE]
-    return subprocess.run(["make", "-s", "NATIVE=1", "print-IMAGE"], cwd=PROJECT_ROOT,
+    if os.environ.get(variable):
+        return os.environ[variable]
+    name = variable.removeprefix("YT8M_TFX_")
+    return subprocess.run(["make", "-s", "NATIVE=1", f"print-{name}"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
+
+
+def inspect(container: str) -> dict:
+    """The engine's description of a container (`GET /containers/{id}/json`)."""
+    return json.loads(_call("GET", f"/containers/{container}/json"))
 
 
 def _call(method: str, path: str, body: dict | None = None, timeout: float = 60) -> bytes:

@@ -1,6 +1,7 @@
-"""The pipeline image: what its Dockerfile copies exists and is not ignored, its base is
-Debian 13 with the lock's Python, and a container of the built image imports everything the
-compiled spec names and holds exactly the lock."""
+"""The images: what the release Dockerfile copies exists and is not ignored, the environment's
+base is Debian 13 with the lock's Python, a container of the built release image imports
+everything the compiled spec names and holds exactly the lock, and the CUDA image loads the
+CUDA libraries TensorFlow was built for."""
 
 import fnmatch
 import json
@@ -16,8 +17,8 @@ from tests import containers
 from tests.conftest import PROJECT_ROOT
 
 
-def dockerfile_instructions():
-    with open(os.path.join(PROJECT_ROOT, "Dockerfile")) as f:
+def dockerfile_instructions(name: str = "Dockerfile"):
+    with open(os.path.join(PROJECT_ROOT, name)) as f:
         text = re.sub(r"\\\n", " ", f.read())
     return [line.split(None, 1) for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
@@ -45,7 +46,7 @@ def copied_sources():
 
 
 def test_base_image_is_debian_13_and_its_python_is_the_locks():
-    (instruction, base), *_ = dockerfile_instructions()
+    (instruction, base), *_ = dockerfile_instructions("env.Dockerfile")
     assert instruction == "FROM" and base.split()[0] == "debian:trixie-slim"
     with open(os.path.join(PROJECT_ROOT, "requirements.lock")) as f:
         assert f"--python-version {makefile_variable('PYTHON_VERSION')} " in f.read()
@@ -137,3 +138,46 @@ def canonical(requirement: str) -> str:
     """`name==version` with the name normalized as PyPI does."""
     name, _, version = requirement.strip().partition("==")
     return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version.split()[0]}"
+
+
+CUDA_CHECK = """
+import ctypes, glob, json, sysconfig
+from tensorflow.python.platform import build_info  # tf.sysconfig.get_build_info()
+
+info = build_info.build_info
+cuda, cudnn = info["cuda_version"].split(".")[0], info["cudnn_version"].split(".")[0]
+loaded = {}
+for name in (f"libcudart.so.{cuda}", f"libcublas.so.{cuda}", f"libcudnn.so.{cudnn}"):
+    (path,) = glob.glob(f"{sysconfig.get_paths()['purelib']}/nvidia/*/lib/{name}")
+    ctypes.CDLL(path)
+    loaded[name] = path
+print(json.dumps({"build": [info["cuda_version"], info["cudnn_version"]], "loaded": loaded}))
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(containers.engine_socket() is None,
+                    reason="needs a container engine: run `make test`")
+def test_the_cuda_image_loads_the_cuda_libraries_tensorflow_was_built_for(capsys):
+    result = containers.run(containers.test_image(containers.GPU_IMAGE_VARIABLE),
+                            ["python", "-c", CUDA_CHECK], {"TF_CPP_MIN_LOG_LEVEL": "2"}, [])
+    assert result.exit_code == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.splitlines()[-1])
+    with capsys.disabled():
+        print(f"\nCUDA {found['build'][0]} / cuDNN {found['build'][1]} build; loaded in the "
+              f"CUDA image: {', '.join(found['loaded'])}")
+    assert len(found["loaded"]) == 3
+
+
+@pytest.mark.skipif(not os.environ.get(containers.CONTAINER_VARIABLE),
+                    reason="runs in the container `make test` starts (tools/container.sh)")
+def test_the_container_make_started_mounts_only_what_it_names():
+    from tests.conftest import PROJECT_ROOT
+
+    mounts = containers.inspect(os.environ[containers.CONTAINER_VARIABLE])["Mounts"]
+    destinations = {mount["Destination"] for mount in mounts}
+    # The work tree; the engine's socket for the Kubeflow tasks; the host's CA bundle.
+    assert destinations <= {PROJECT_ROOT, "/run/yt8m-tfx-engine.sock",
+                            "/run/host-ca-certificates.crt"}, destinations
+    assert PROJECT_ROOT in destinations
+    assert os.path.dirname(PROJECT_ROOT) not in destinations

@@ -203,4 +203,6 @@ def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_na
         predictions = model(model_input, inputs[NUM_FRAMES_KEY], num_classes)
     else:
         predictions = model(model_input, num_classes)
+    if predictions.dtype != "float32":  # mixed precision: the scores in float32
+        predictions = keras.layers.Activation("linear", dtype="float32")(predictions)
     return keras.Model(inputs=inputs, outputs=predictions, name=keras_name)

@@ -13,7 +13,13 @@ import keras
 import tensorflow as tf
 
 from trainer_module import checkpoints
-from trainer_module.distribution import distribution_strategy, fit, worker_role
+from trainer_module.distribution import (
+    describe_devices,
+    distribution_strategy,
+    fit,
+    with_starter_towers,
+    worker_role,
+)
 from trainer_module.export import export_serving_model
 from trainer_module.features import VIDEO_ID_OUTPUT
 from trainer_module.losses import get_loss
@@ -61,7 +67,14 @@ def build_configured_model(config: TrainingConfig) -> keras.Model:
     if "l2_penalty" in defaults:
         hparams["l2_penalty"] = (hparams.get("l2_penalty", defaults["l2_penalty"])
                                  * config.regularization_penalty)
-    return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+    # Layers take the global policy when built (keras.config.set_dtype_policy).
+    previous = keras.config.dtype_policy()
+    if config.mixed_precision != "none":
+        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
+    try:
+        return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def compile_model(config: TrainingConfig) -> keras.Model:
@@ -201,7 +214,9 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     Under `multi_worker_mirrored` every worker runs this; only the chief evaluates and
     exports (the others return {}).
     """
-    strategy = distribution_strategy(config.distribution)
+    config = with_starter_towers(config)
+    strategy = distribution_strategy(config.distribution, config.require_gpus, config.num_gpu)
+    print(describe_devices(strategy, config.distribution), flush=True)
     is_chief, task_id = worker_role(strategy)
     warm_start_from = config.warm_start_from or warm_start_from
     keras.utils.set_random_seed(config.seed)
@@ -276,7 +291,8 @@ def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
-    distribution_strategy(config.distribution)  # before TensorFlow runs anything
+    # Before TensorFlow runs anything; stops here if the pod sees fewer GPUs than asked for.
+    distribution_strategy(config.distribution, config.require_gpus, config.num_gpu)
     if fn_args.hyperparameters:  # the Tuner's best values (recorded with the model)
         import keras_tuner
 

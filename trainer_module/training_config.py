@@ -16,6 +16,7 @@ from trainer_module.segments import SEGMENT_MAX_PRED, SEGMENT_SIZE
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
+MIXED_PRECISIONS = ("none", "float16", "bfloat16")
 
 
 def positive(value) -> str | None:
@@ -112,6 +113,17 @@ class TrainingConfig:
         "none", "tf.distribute strategy: mirrored (GPUs of one machine), "
                 "multi_worker_mirrored (several machines, from TF_CONFIG)",
         one_of(*DISTRIBUTION_STRATEGIES))
+    mixed_precision: str = setting(
+        "none", "compute in float16 or bfloat16 with float32 weights (Keras mixed precision; "
+                "loss scaling for float16); the scores, the loss and the exported signatures "
+                "stay float32", one_of(*MIXED_PRECISIONS))
+    num_gpu: int = setting(
+        0, "the starter's: train on up to this many of the machine's GPUs, one replica each "
+           "(mirrored), with --batch_size per GPU as its train.py has it; 0: --batch_size is "
+           "the whole step's, over whatever devices --distribution uses", not_negative)
+    require_gpus: int = setting(
+        0, "stop before training unless TensorFlow sees at least this many GPUs (never a "
+           "silent CPU run; kubeflow_runner --trainer_gpus sets it)", not_negative)
     # Model-specific hyperparameters (e.g. moe_num_mixtures), by starter flag name; the
     # model classes define them (trainer_module.models.model_hyperparameters).
     model_hparams: dict[str, Any] = setting(flag=False, default_factory=dict)

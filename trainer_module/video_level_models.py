@@ -16,6 +16,14 @@ def _l2(penalty: float) -> keras.regularizers.Regularizer:
     return keras.regularizers.L2(penalty / 2)
 
 
+def float32_activation(name: str) -> keras.layers.Activation:
+    """The activation that turns a classifier's logits into probabilities, in float32 under
+    every dtype policy: with mixed precision the matmuls run in float16/bfloat16 while the
+    scores, the loss and GAP stay float32 (keras.io, "Mixed precision": the model's last
+    activation in float32)."""
+    return keras.layers.Activation(name, dtype="float32")
+
+
 class LogisticModel:
     """One sigmoid unit per class over the video-level features.
 
@@ -27,9 +35,9 @@ class LogisticModel:
         self.l2_penalty = l2_penalty
 
     def __call__(self, model_input, vocab_size: int):
-        return keras.layers.Dense(
-            vocab_size, activation="sigmoid", kernel_regularizer=_l2(self.l2_penalty),
-            name="logistic")(model_input)
+        logits = keras.layers.Dense(vocab_size, kernel_regularizer=_l2(self.l2_penalty),
+                                    name="logistic")(model_input)
+        return float32_activation("sigmoid")(logits)
 
 
 class MoeModel:
@@ -57,8 +65,8 @@ class MoeModel:
             name="gates")(model_input)
         experts = keras.layers.Dense(
             vocab_size * m, kernel_regularizer=_l2(self.l2_penalty), name="experts")(model_input)
-        gating = keras.layers.Softmax(axis=-1)(keras.layers.Reshape((vocab_size, m + 1))(gates))
-        expert_probabilities = keras.activations.sigmoid(
+        gating = float32_activation("softmax")(keras.layers.Reshape((vocab_size, m + 1))(gates))
+        expert_probabilities = float32_activation("sigmoid")(
             keras.layers.Reshape((vocab_size, m))(experts))
         # The last gate is the "dummy" expert that always predicts 0.
         probabilities = keras.ops.sum(gating[:, :, :m] * expert_probabilities, axis=-1)

@@ -30,8 +30,25 @@ from pipeline.pipeline_config import BEAM_RUNNERS, PIPELINE_NAME, PipelineConfig
 from trainer_module.features import FeatureSpecError
 
 DEFAULT_PACKAGE = os.path.join("build", "kfp", "pipeline.yaml")
-# The image `make image` builds: this project's name and version (pyproject.toml).
-DEFAULT_IMAGE = f"yt8m-tfx:{importlib.metadata.version('yt8m-tfx')}"
+PROJECT = "yt8m-tfx"
+
+
+def project_version() -> str:
+    """This project's version (pyproject.toml): from its installed metadata (the release
+    image, a native .venv) or, where the work tree is on PYTHONPATH uninstalled (the
+    environment image), from the tree's pyproject.toml."""
+    try:
+        return importlib.metadata.version(PROJECT)
+    except importlib.metadata.PackageNotFoundError:
+        import tomllib
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
+# The image `make image` builds: this project's name and version.
+DEFAULT_IMAGE = f"{PROJECT}:{project_version()}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,30 +201,34 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str, trainer_gp
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config)
-    for component in pipeline.components:
-        if isinstance(component, tfx.dsl.Importer):
-            continue
-        if component.id not in COMPONENT_RESOURCES:
-            raise PreflightError(f"component {component.id} has no entry in "
-                                 "kubeflow_runner.COMPONENT_RESOURCES: its pod would be unsized")
-        resources = COMPONENT_RESOURCES[component.id]
-        if component.id == TRAINER_ID and trainer_gpus:
-            resources = dataclasses.replace(resources, gpus=trainer_gpus)
-        component.with_platform_config(resource_spec(resources, gpu_type))
+    unsized = [component.id for component in pipeline.components
+               if not isinstance(component, tfx.dsl.Importer)
+               and component.id not in COMPONENT_RESOURCES]
+    if unsized:
+        raise PreflightError(f"component {', '.join(unsized)} has no entry in "
+                             "kubeflow_runner.COMPONENT_RESOURCES: its pod would be unsized")
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image, use_pipeline_spec_2_1=True),
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output))
     runner.run(pipeline)
-    adapt_spec(output, {TRAINER_ID: gpu_image or gpu_image_of(image)} if trainer_gpus else {})
+    resources = dict(COMPONENT_RESOURCES)
+    resources[TRAINER_ID] = dataclasses.replace(resources[TRAINER_ID], gpus=trainer_gpus)
+    adapt_spec(output, {task_id: resource_spec(value, gpu_type)
+                        for task_id, value in resources.items()},
+               {TRAINER_ID: gpu_image or gpu_image_of(image)} if trainer_gpus else {})
     return output
 
 
-def adapt_spec(path: str, task_images: dict[str, str]) -> None:
+def adapt_spec(path: str, task_resources: dict, task_images: dict[str, str]) -> None:
     """Makes the compiled spec run on open-source KFP as on Vertex AI: executors start
     through `pipeline.kfp_entrypoint`, and the nodes that read what is served are never
-    taken from KFP's cache. The tasks of `task_images` run those images."""
+    taken from KFP's cache. Each task's container gets its `task_resources` (ResourceSpec),
+    set here because TFX's compiler drops a FileBasedExampleGen's platform_config (tfx
+    orchestration/kubeflow/v2/step_builder.py, `_build_file_based_example_gen_spec`), and the
+    tasks of `task_images` run those images."""
+    from google.protobuf import json_format
     import yaml
 
     from pipeline.kfp_entrypoint import rewrite_commands
@@ -219,10 +240,14 @@ def adapt_spec(path: str, task_images: dict[str, str]) -> None:
     for task_id, task in spec["root"]["dag"]["tasks"].items():
         if task_id in UNCACHED_NODE_IDS:
             task["cachingOptions"] = {"enableCache": False}
+        component = spec["components"][task["componentRef"]["name"]]
+        container = spec["deploymentSpec"]["executors"][component["executorLabel"]].get(
+            "container")
+        if container is None:  # an importer: no pod
+            continue
+        container["resources"] = json_format.MessageToDict(task_resources[task_id])
         if task_id in task_images:
-            component = spec["components"][task["componentRef"]["name"]]
-            executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-            executor["container"]["image"] = task_images[task_id]
+            container["image"] = task_images[task_id]
     with open(path, "w") as f:
         yaml.safe_dump(spec, f, sort_keys=False)
 

@@ -82,7 +82,7 @@ def test_podman_without_a_cdi_spec_says_what_to_install(tmp_path, cdi):
 @pytest.mark.parametrize("option, name",
                          [("--read", "DATA_ROOT"), ("--flags", "--warm_start_from")])
 def test_a_missing_path_is_refused_in_one_line_before_any_container(tmp_path, option, name):
-    missing = str(tmp_path / "nonexistent")
+    missing = "/nonexistent/yt8m-tfx-test"  # outside the work tree (whose paths are mounted)
     value = f"{name}={missing}" if option == "--read" else f"--model=MoeModel {name}={missing}"
     # PATH holds no container engine: anything past the check would fail differently.
     result = subprocess.run(["bash", TOOL, "run", option, value, "--", "true"],

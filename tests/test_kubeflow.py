@@ -19,6 +19,7 @@ from pipeline.pipeline import UNCACHED_NODE_IDS, create_pipeline
 from pipeline.pipeline_config import PipelineConfig
 
 IMAGE = "registry.example/yt8m-tfx:1.2.3"
+GPU_IMAGE = f"{IMAGE}-cuda"  # the default --gpu_image
 CLUSTER_FLAGS = ["--image", IMAGE, "--pipeline_root", "gs://bucket/yt8m",
                  "--data_root", "gs://bucket/yt8m/2018/video",
                  "--predict_data_pattern", "gs://bucket/yt8m/test/*.tfrecord",
@@ -55,7 +56,7 @@ def test_static_checks_every_kfp_backend_needs(compiled):
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     assert all(set(executor) == {"container"} for executor in executors.values())
     for executor in executors.values():
-        assert executor["container"]["image"] == IMAGE
+        assert executor["container"]["image"] in (IMAGE, GPU_IMAGE)
         assert executor["container"]["command"] == ["python", "-m", kfp_entrypoint.MODULE]
     for task_id in UNCACHED_NODE_IDS:
         assert not spec.root.dag.tasks[task_id].caching_options.enable_cache
@@ -71,8 +72,10 @@ def test_executors_use_the_image_resources_and_runner_flags(compiled):
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     containers = {name.removesuffix("_executor"): e["container"]
                   for name, e in executors.items() if "container" in e}
+    # The Trainer, which asks for GPUs, runs the CUDA image; every other task the CPU one.
+    trainer = containers.pop("Trainer")
+    assert trainer["image"] == GPU_IMAGE
     assert {c["image"] for c in containers.values()} == {IMAGE}
-    trainer = containers["Trainer"]
     assert trainer["resources"]["cpuLimit"] == COMPONENT_RESOURCES["Trainer"].cpu
     assert trainer["resources"]["accelerator"] == {"type": "nvidia.com/gpu", "count": "2"}
     args = trainer["args"]
@@ -82,6 +85,7 @@ def test_executors_use_the_image_resources_and_runner_flags(compiled):
     training = json.loads(custom_config.runtime_value.constant.string_value)["training"]
     assert training["model_hparams"] == {"moe_num_mixtures": 4}
     assert training["distribution"] == "mirrored"  # GPUs asked for: use them all
+    assert training["require_gpus"] == 2  # and never train on the pod's CPU
     assert training["train_dir"] == "gs://bucket/yt8m/train_dir/MoeModel"
 
 
@@ -218,3 +222,38 @@ def test_several_trainer_workers_run_as_a_vertex_custom_job(tmp_path, capsys):
     pools = job["job_spec"]["worker_pool_specs"]
     assert [pool["replica_count"] for pool in pools] == [1, 2]
     assert {pool["container_spec"]["image_uri"] for pool in pools} == {IMAGE}
+
+
+@pytest.mark.parametrize("runner", ["direct", "dataflow"])
+def test_every_task_has_its_cpu_and_memory_on_every_runner(tmp_path, runner):
+    """Keyed by component id: on the default runner ImportExampleGen is the streaming class,
+    and the project's own components and the baseline resolver are sized too."""
+    output = tmp_path / "pipeline.yaml"
+    flags = [flag for flag in CLUSTER_FLAGS if not flag.startswith("--beam_arg")]
+    flags[flags.index("--beam_runner") + 1] = runner
+    assert main(["compile", "--output", str(output), *flags]) == 0
+    spec = yaml.safe_load(output.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"ImportExampleGen", "StopOnAnomalies", "BaselineModel", "EvaluationReport"} <= set(
+        tasks)
+    for task_id, task in tasks.items():
+        label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        resources = spec["deploymentSpec"]["executors"][label]["container"]["resources"]
+        expected = COMPONENT_RESOURCES[task_id]
+        assert (resources["cpuLimit"], resources["memoryLimit"]) == (
+            expected.cpu, expected.memory_gb), task_id
+
+
+def test_a_component_without_resources_is_refused_at_compile_time(tmp_path, monkeypatch,
+                                                                  capsys):
+    from pipeline import kubeflow_runner
+
+    sized = dict(COMPONENT_RESOURCES)
+    del sized["EvaluationReport"]
+    monkeypatch.setattr(kubeflow_runner, "COMPONENT_RESOURCES", sized)
+    output = tmp_path / "pipeline.yaml"
+    assert main(["compile", "--output", str(output), *CLUSTER_FLAGS]) == 2
+    assert capsys.readouterr().err == ("error: component EvaluationReport has no entry in "
+                                       "kubeflow_runner.COMPONENT_RESOURCES: its pod would be "
+                                       "unsized\n")
+    assert not output.exists()

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from trainer_module.train import KeepBestOnValidation, build_configured_model, make_optimizer
+from trainer_module.train import build_configured_model, make_optimizer
 from trainer_module.training_config import TrainingConfig
+from trainer_module.validation import KeepBestOnValidation
 
 
 def test_keeps_the_best_weights_and_stops_after_the_patience():

@@ -6,8 +6,10 @@ Each model maps the input features to per-class probabilities in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
+from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
@@ -154,6 +156,20 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
         raise ValueError(
             f"--model {name} does not take {', '.join('--' + key for key in unknown)}; "
             f"it takes {', '.join('--' + key for key in sorted(accepted))}")
+
+
+@contextlib.contextmanager
+def mixed_precision_policy(mixed_precision: str) -> Iterator[None]:
+    """Within the block, layers built compute in `mixed_precision` (float16 or bfloat16) with
+    float32 weights (Keras' mixed policy, which a layer takes when built); "none": float32.
+    The models' scores stay float32 either way."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision != "none":
+        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,

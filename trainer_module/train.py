@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
 
 import keras
 import tensorflow as tf
 
-from trainer_module import checkpoints
-from trainer_module.distribution import (
-    describe_devices,
-    distribution_strategy,
-    fit,
-    with_starter_towers,
-    worker_role,
-)
+from trainer_module import checkpoints, distribution
 from trainer_module.export import export_serving_model
 from trainer_module.features import VIDEO_ID_OUTPUT
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
-from trainer_module.models import build_model, model_hyperparameters
+from trainer_module.models import build_model, mixed_precision_policy, model_hyperparameters
 from trainer_module.neighbours import blend_with_neighbours
+from trainer_module.optimizers import ClippedAdam
 from trainer_module.reader import make_dataset, segment_video_batches
 from trainer_module.segment_metrics import SegmentRanking
 from trainer_module.segments import (
@@ -37,25 +29,27 @@ from trainer_module.segments import (
     segment_ratings,
 )
 from trainer_module.training_config import TrainingConfig
+from trainer_module.validation import KeepBestOnValidation
 
 log = logging.getLogger(__name__)
 
 
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     """Adam with the starter code's staircase decay per `learning_rate_decay_examples`,
-    per-variable gradient-norm clipping and, with `ema_momentum`, a moving average of the
-    weights, which the model takes when training ends."""
+    per-variable gradient-norm clipping (after the replicas' gradients are summed) and, with
+    `ema_momentum`, a moving average of the weights, which the model takes when training
+    ends."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate,
         decay_steps=max(1, config.learning_rate_decay_examples // config.batch_size),
         decay_rate=config.learning_rate_decay,
         staircase=True,
     )
-    clipnorm = config.clip_gradient_norm if config.clip_gradient_norm > 0 else None
     moving_average = {}
     if config.ema_momentum:
         moving_average = {"use_ema": True, "ema_momentum": config.ema_momentum}
-    return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clipnorm, **moving_average)
+    return ClippedAdam(clip_gradient_norm=config.clip_gradient_norm, learning_rate=schedule,
+                       **moving_average)
 
 
 def build_configured_model(config: TrainingConfig) -> keras.Model:
@@ -67,14 +61,8 @@ def build_configured_model(config: TrainingConfig) -> keras.Model:
     if "l2_penalty" in defaults:
         hparams["l2_penalty"] = (hparams.get("l2_penalty", defaults["l2_penalty"])
                                  * config.regularization_penalty)
-    # Layers take the global policy when built (keras.config.set_dtype_policy).
-    previous = keras.config.dtype_policy()
-    if config.mixed_precision != "none":
-        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
-    try:
+    with mixed_precision_policy(config.mixed_precision):
         return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def compile_model(config: TrainingConfig) -> keras.Model:
@@ -113,74 +101,6 @@ def evaluate_segments(model: keras.Model, videos: tf.data.Dataset, config: Train
     return ranking.result()
 
 
-@contextlib.contextmanager
-def moving_average_weights(model: keras.Model) -> Iterator[None]:
-    """Within the block, `model` holds its optimizer's moving-average weights, if it keeps
-    any; training goes on from the weights it had before."""
-    optimizer = model.optimizer
-    if not getattr(optimizer, "use_ema", False):
-        yield
-        return
-    variables = model.trainable_variables
-    trained = [variable.numpy() for variable in variables]
-    optimizer.finalize_variable_values(variables)  # the model takes the averages
-    try:
-        yield
-    finally:
-        for variable, value in zip(variables, trained, strict=True):
-            variable.assign(value)
-
-
-class KeepBestOnValidation(keras.callbacks.Callback):
-    """Validation GAP every `every_steps` steps and at the end; the model ends with the weights
-    of its best evaluation. With `patience`, training stops after that many evaluations
-    without a better GAP. With a moving average of the weights, that is what is evaluated."""
-
-    def __init__(self, evaluate: Callable[[], dict[str, float]], every_steps: int,
-                 patience: int = 0, initial_step: int = 0, metric: str = "gap"):
-        super().__init__()
-        self.evaluate = evaluate
-        self.metric = metric  # the one of evaluate()'s results that decides
-        self.every_steps = every_steps
-        self.patience = patience
-        self.step = initial_step
-        self.gap_by_step: list[tuple[int, float]] = []
-        self.best_step: int | None = None
-        self._best_gap = float("-inf")
-        self._best_weights = None
-        self._evaluations_without_gain = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step % self.every_steps == 0:
-            self._evaluate()
-
-    def on_train_end(self, logs=None):
-        if not self.gap_by_step or self.gap_by_step[-1][0] != self.step:
-            self._evaluate()
-        if self.best_step != self.step:
-            log.info("keeping the weights of step %d (validation GAP %.4f)",
-                        self.best_step, self._best_gap)
-            self.model.set_weights(self._best_weights)
-
-    def _evaluate(self):
-        with moving_average_weights(self.model):
-            gap = self.evaluate()[self.metric]
-            better = gap > self._best_gap
-            if better:
-                self._best_weights = self.model.get_weights()
-        self.gap_by_step.append((self.step, gap))
-        log.info("step %d: validation %s %.4f", self.step, self.metric, gap)
-        if better:
-            self._best_gap, self.best_step = gap, self.step
-            self._evaluations_without_gain = 0
-            return
-        self._evaluations_without_gain += 1
-        if self.patience and self._evaluations_without_gain >= self.patience:
-            log.info("no better validation GAP in %d evaluations: stopping", self.patience)
-            self.model.stop_training = True
-
-
 def make_datasets(config: TrainingConfig, train_files: list[str], eval_files: list[str]
                   ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training batches (shuffled, repeated) and the validation batches (one pass)."""
@@ -214,10 +134,11 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
     Under `multi_worker_mirrored` every worker runs this; only the chief evaluates and
     exports (the others return {}).
     """
-    config = with_starter_towers(config)
-    strategy = distribution_strategy(config.distribution, config.require_gpus, config.num_gpu)
-    print(describe_devices(strategy, config.distribution), flush=True)
-    is_chief, task_id = worker_role(strategy)
+    config = distribution.with_starter_towers(config)
+    strategy = distribution.distribution_strategy(config.distribution, config.require_gpus,
+                                                  config.num_gpu)
+    print(distribution.describe_devices(strategy, config.distribution), flush=True)
+    is_chief, task_id = distribution.worker_role(strategy)
     warm_start_from = config.warm_start_from or warm_start_from
     keras.utils.set_random_seed(config.seed)
     train_ds, eval_ds = make_datasets(config, train_files, eval_files)
@@ -248,7 +169,7 @@ def train_and_export(config: TrainingConfig, train_files: list[str], eval_files:
                 metric="segment_map" if config.segment_labels else "gap")
             callbacks.append(validation)
         if initial_step < train_steps:
-            fit(model, train_ds, train_steps - initial_step, callbacks, strategy)
+            distribution.fit(model, train_ds, train_steps - initial_step, callbacks, strategy)
         else:
             log.warning("the checkpoint in %s is at step %d >= train_steps %d: nothing to train "
                         "(pass --start_new_model to train a new model)",
@@ -292,7 +213,7 @@ def run_fn(fn_args) -> None:
 
     config = TrainingConfig.from_dict(fn_args.custom_config["training"])
     # Before TensorFlow runs anything; stops here if the pod sees fewer GPUs than asked for.
-    distribution_strategy(config.distribution, config.require_gpus, config.num_gpu)
+    distribution.distribution_strategy(config.distribution, config.require_gpus, config.num_gpu)
     if fn_args.hyperparameters:  # the Tuner's best values (recorded with the model)
         import keras_tuner
 

@@ -228,8 +228,8 @@ def adapt_spec(path: str, task_resources: dict, task_images: dict[str, str]) -> 
     set here because TFX's compiler drops a FileBasedExampleGen's platform_config (tfx
     orchestration/kubeflow/v2/step_builder.py, `_build_file_based_example_gen_spec`), and the
     tasks of `task_images` run those images."""
-    from google.protobuf import json_format
     import yaml
+    from google.protobuf import json_format
 
     from pipeline.kfp_entrypoint import rewrite_commands
     from pipeline.pipeline import UNCACHED_NODE_IDS

@@ -165,3 +165,30 @@ def test_beam_runs_in_process_on_small_data_and_in_worker_processes_on_large(
                                                 "--direct_num_workers=3")
     assert beam_workers_for(int(MULTI_PROCESSING_MIN_BYTES) - 1) == 0
     assert beam_workers_for(int(MULTI_PROCESSING_MIN_BYTES)) == os.cpu_count()
+
+
+def test_asking_for_gpus_where_none_is_visible_stops_with_one_line(capsys, tmp_path,
+                                                                   tiny_data_root):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible")
+    err = run_expecting_error(capsys, tmp_path, "--data_root", tiny_data_root,
+                              "--require_gpus", "1")
+    assert err.startswith("error: --require_gpus 1: TensorFlow sees 0 GPU(s)")
+
+
+def test_the_official_flat_layout_is_a_data_root(tmp_path, tiny_data_root):
+    """The download's layout, train*.tfrecord and validate*.tfrecord in one folder."""
+    from data_tools.checks import data_root_patterns
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for split in ("train", "validate"):
+        for index, name in enumerate(sorted(os.listdir(os.path.join(tiny_data_root, split)))):
+            os.symlink(os.path.join(tiny_data_root, split, name),
+                       flat / f"{split}{index:04d}.tfrecord")
+    assert data_root_patterns(str(flat)) == (f"{flat}/train*.tfrecord",
+                                             f"{flat}/validate*.tfrecord")
+    assert data_root_patterns(tiny_data_root) == (f"{tiny_data_root}/train/*.tfrecord",
+                                                  f"{tiny_data_root}/validate/*.tfrecord")

@@ -133,15 +133,14 @@ env_tag() {
   echo "$ENV_REPO:$hash${1:+-cuda}"
 }
 
-# Removes the environment images of older locks or env.Dockerfiles (those a release image still
-# stands on go with it, at its next build) and what is left of their builds.
+# Removes the environment images of older locks or env.Dockerfiles (one a release image still
+# stands on goes at that image's next build).
 remove_stale_envs() {
   local old
   for old in $("${ENGINE[@]}" images --format '{{.Repository}}:{{.Tag}}' "$ENV_REPO"); do
     old=${old#localhost/}
     if [[ ${old%-cuda} != "$(env_tag)" ]]; then "${ENGINE[@]}" rmi "$old" >/dev/null 2>&1 || true; fi
   done
-  "${ENGINE[@]}" image prune -f --filter label=io.github.yt8m-tfx.image >/dev/null 2>&1 || true
 }
 
 # Prints the environment image (with --cuda the CUDA one), built first when missing.
@@ -150,7 +149,12 @@ ensure_env() {
   tag=$(env_tag "$cuda")
   find_engine
   if "${ENGINE[@]}" image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
-  remove_stale_envs
+  if ! "${ENGINE[@]}" image inspect "$(env_tag)" >/dev/null 2>&1; then
+    # A new environment: the older ones and their build cache (the CUDA variant keeps the
+    # cache its environment was built with).
+    remove_stale_envs
+    "${ENGINE[@]}" image prune -f --filter label=io.github.yt8m-tfx.image >/dev/null 2>&1 || true
+  fi
   ensure_base
   context=$(mktemp -d)
   cp env.Dockerfile requirements.lock requirements-cuda.lock "$context"

@@ -54,7 +54,7 @@ refused_missing_data_root() {  # (make's own "make: *** … Error 2" line aside)
   local out code
   out=$(DATA_ROOT=/nonexistent make --no-print-directory run-local 2>&1 >/dev/null)
   code=$?
-  out=$(grep -v '^make: \*\*\* ' <<<"$out")
+  out=$(grep -vE '^make(\[[0-9]+\])?: \*\*\* ' <<<"$out")
   [[ $code == 2 && $out == "error: DATA_ROOT=/nonexistent: no such file or directory on this host" ]] \
     || { echo "  exit $code: $out"; return 1; }
 }

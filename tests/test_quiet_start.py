@@ -21,8 +21,8 @@ USERS_LINES = ["error: --train_data_pattern matches no file",
 
 
 def run_quiet(script: str, verbose: str = "") -> subprocess.CompletedProcess:
-    # The Makefile's defaults: TF_CPP_MIN_LOG_LEVEL=2 unless VERBOSE.
-    env = {**os.environ, "YT8M_TFX_VERBOSE": verbose, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The Makefile's defaults: TF_CPP_MIN_LOG_LEVEL=2 unless VERBOSE; no GPUs asked for.
+    env = {**os.environ, "YT8M_TFX_VERBOSE": verbose, "TF_CPP_MIN_LOG_LEVEL": "2", "GPUS": ""}
     return subprocess.run([QUIET, sys.executable, "-c", script], capture_output=True, text=True,
                           env=env)
 
@@ -39,3 +39,13 @@ def test_only_tensorflows_start_up_notices_are_taken_out_and_the_exit_code_stays
 def test_importing_this_tensorflow_prints_nothing_under_it():
     result = run_quiet("import tensorflow as tf; tf.config.list_physical_devices()")
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_where_gpus_were_asked_for_the_lines_that_say_none_is_used_stay():
+    script = f"import sys; print({'\n'.join(NOTICES)!r}, file=sys.stderr)"
+    no_gpu = [NOTICES[2], NOTICES[3]]  # cudart_stub's "GPU will not be used", cuInit's failure
+    for gpus, kept in (("", []), ("none", []), ("all", no_gpu), ("0,1", no_gpu)):
+        env = {**os.environ, "YT8M_TFX_VERBOSE": "", "GPUS": gpus}
+        result = subprocess.run([QUIET, sys.executable, "-c", script], capture_output=True,
+                                text=True, env=env)
+        assert result.stderr.splitlines() == kept, gpus

@@ -27,8 +27,6 @@
 #       prints the arguments that pass this host's GPUs to ENGINE (docker or podman), one a line.
 #   tools/container.sh attached run ARGS…
 #       ENGINE run ARGS… attached, stopped with this script (make serve's TF Serving).
-#   tools/container.sh exists IMAGE
-#       exits 0 if the engine has IMAGE.
 #   tools/container.sh with-engine-api -- COMMAND…
 #       runs COMMAND here with YT8M_TFX_ENGINE_SOCKET set to the engine's API socket.
 set -euo pipefail
@@ -168,6 +166,7 @@ ensure_env() {
 # The release image IMAGE on the environment image; the one it replaces is removed.
 release_image() {
   local image=$1 cuda=${2:-} env old args=()
+  find_engine
   env=$(ensure_env "$cuda")
   old=$(image_id "$image")
   # podman keeps no intermediate images: each would be left behind by the next build.
@@ -365,19 +364,14 @@ with_engine_api() {
   "$@"
 }
 
-exists() {  # installs nothing: without an engine there is no image
-  detect_engine && "${ENGINE[@]}" image inspect "$1" >/dev/null 2>&1
-}
-
 case ${1:-} in
   env) shift; ensure_env "$@" ;;
   image) shift; release_image "$@" ;;
-  exists) shift; exists "$@" ;;
   run) shift; run "$@" ;;
   gpu-args) shift; gpu_args "$@" ;;
   attached) shift; find_engine; name=yt8m-tfx-$$-$RANDOM; run_attached "$name" "$1" --name "$name" "${@:2}" ;;
   with-engine-api) shift; with_engine_api "$@" ;;
-  *) say "usage: $0 env [--cuda] | image IMAGE [--cuda] | exists IMAGE | gpu-args ENGINE"
+  *) say "usage: $0 env [--cuda] | image IMAGE [--cuda] | gpu-args ENGINE | attached run ARGS…"
      say "       $0 run [--engine-api] [--read|--write-dir|--write-file NAME=PATH]… [--flags ARGS] -- COMMAND…"
      say "       $0 with-engine-api -- COMMAND…"; exit 2 ;;
 esac

@@ -75,7 +75,7 @@ find_engine() {
     install_podman
     detect_engine
   elif [[ ${ENGINE[0]} == podman && $(id -u) == 0 ]] && command -v apt-get >/dev/null \
-      && ! { command -v runc && command -v catatonit || [[ -x /usr/libexec/podman/catatonit ]]; } \
+      && ! { command -v runc && { command -v catatonit || [[ -x /usr/libexec/podman/catatonit ]]; }; } \
       >/dev/null; then
     install_podman
     detect_engine

@@ -130,7 +130,7 @@ help:
 	@echo "make parity-segments  segment MAP of the pushed segment model, here and by the starter's"
 	@echo "                 segment_eval_inference.py (same STARTER_DIR, STARTER_PYTHON)"
 	@echo "make tensorboard LOGDIR=pipeline_output/Trainer/model_run/N: TensorBoard on 127.0.0.1:6006"
-	@echo "make test        ruff + pytest (unit, end-to-end and Kubeflow tasks in the image)"
+	@echo "make test        ruff + pytest (unit, end-to-end, Kubeflow tasks in the release images)"
 	@echo "make test-fast   ruff + unit tests only (skips the e2e, kfp and image tests)"
 	@echo "make setup       create .venv from requirements.lock (idempotent; the image has its own)"
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"

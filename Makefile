@@ -136,7 +136,7 @@ help:
 	@echo "make lock        re-resolve requirements.in into requirements.lock with uv"
 	@echo "make clean       remove pipeline outputs and pushed models"
 	@echo "VERBOSE=1 make … shows TensorFlow's C++ notices and dependencies' warnings"
-	@$(if $(NATIVE),,echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) here: targets run in the image $(IMAGE)")
+	@$(if $(NATIVE),,echo "glibc $(or $(GLIBC),unknown) < $(GLIBC_NEEDED) here: targets run in the environment image $(ENV_REPO) (env.Dockerfile)")
 
 # The release image for Kubeflow pods (Dockerfile: the sources baked in), on the environment
 # image; image-cuda: on the CUDA one, for the Trainer pod that asks for GPUs.

@@ -74,7 +74,8 @@ mounts_only_what_is_named() {
   local mounts expected
   mounts=$(ENV_REPO=$ENV_REPO UV_VERSION=$UV_VERSION $CONTAINER run \
     --read "DATA_ROOT=$OUTSIDE/data" --write-file "OUTPUT=$OUTSIDE/out/p.csv" \
-    --flags "--model=MoeModel --warm_start_from=$OUTSIDE/flat" -- cat /proc/self/mountinfo) \
+    --flags "--model=MoeModel --warm_start_from=$OUTSIDE/flat --output_file=$OUTSIDE/out/q.csv" \
+    -- cat /proc/self/mountinfo) \
     || return 1
   # Each mount point (field 5) and whether it is read-only (field 6), without what every
   # container has: its root, /proc, /dev, /sys, and the engine's own /etc and /run files.

@@ -37,7 +37,7 @@ readonly HOST_CA=/etc/ssl/certs/ca-certificates.crt
 # flag whose value holds a '/' names a path that is read.
 readonly OUTPUT_DIR_FLAGS=" pipeline_root serving_model_dir output_dir train_dir workdir "
 readonly OUTPUT_FILE_FLAGS=" output output_file output_json csv_output_file metadata_path "
-# Where podman finds CDI specs (github.com/cncf-tags/container-device-interface, spec dirs).
+# What podman needs to pass NVIDIA GPUs: a CDI spec (github.com/cncf-tags/container-device-interface).
 readonly CDI_HINT="podman needs NVIDIA's CDI spec to pass GPUs: install nvidia-container-toolkit and run 'nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml'"
 ENGINE=()
 
@@ -143,7 +143,7 @@ remove_stale_envs() {
 
 # Prints the environment image (with --cuda the CUDA one), built first when missing.
 ensure_env() {
-  local cuda=${1:-} tag context old
+  local cuda=${1:-} tag context
   tag=$(env_tag "$cuda")
   find_engine
   if "${ENGINE[@]}" image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
@@ -308,16 +308,13 @@ run() {
               -w "$TREE" -e TMPDIR="$TREE/build/tmp" -e PYTHONPATH="$TREE" -e CI -e TERM
               -e YT8M_TFX_CONTAINER="$name"
               "${gpu[@]}")
-  # The mounts, one per folder (read-write wins over read-only).
+  # The mounts, one per folder: the read-write ones first, so that they win over read-only.
   local mount seen=" "
-  for mount in "${MOUNTS[@]}"; do
-    [[ $mount == *:ro ]] || { seen+="${mount%%:*} "; args+=(-v "$mount"); }
-  done
-  for mount in "${MOUNTS[@]}"; do
-    if [[ $mount == *:ro && $seen != *" ${mount%%:*} "* ]]; then
-      seen+="${mount%%:*} "; args+=(-v "$mount")
-    fi
-  done
+  add_mount() {
+    if [[ $seen != *" ${1%%:*} "* ]]; then seen+="${1%%:*} "; args+=(-v "$1"); fi
+  }
+  for mount in "${MOUNTS[@]}"; do if [[ $mount != *:ro ]]; then add_mount "$mount"; fi; done
+  for mount in "${MOUNTS[@]}"; do if [[ $mount == *:ro ]]; then add_mount "$mount"; fi; done
   local variable
   for variable in $(compgen -e); do
     if [[ $variable =~ ^(YT8M_TFX_|TF_|CUDA_) ]]; then args+=(-e "$variable"); fi

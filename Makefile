@@ -25,8 +25,6 @@ PROJECT := $(shell sed -n 's/^name = "\(.*\)"/\1/p' pyproject.toml)
 ENV_REPO := $(PROJECT)-env
 CONTAINER_ENV := ENV_REPO=$(ENV_REPO) UV_VERSION=$(UV_VERSION)
 CONTAINER := $(CONTAINER_ENV) tools/container.sh
-# The lock natively: with TensorFlow's CUDA libraries where an NVIDIA driver lists a GPU.
-LOCK := $(if $(shell nvidia-smi -L 2>/dev/null | grep '^GPU '),requirements-cuda.lock,requirements.lock)
 # GPUs to use (all by default; none; or indices: GPUS=0,1); in containers tools/container.sh
 # passes them, natively CUDA_VISIBLE_DEVICES picks them.
 GPUS ?=
@@ -215,6 +213,9 @@ ifneq ($(IN_IMAGE),)
 $(STAMP):
 	@echo "error: $(STAMP) is missing: YT8M_TFX_VENV=$(VENV) is not the image's installed venv" >&2; exit 1
 else
+# The lock natively: with TensorFlow's CUDA libraries where an NVIDIA driver lists a GPU.
+LOCK := $(if $(shell nvidia-smi -L 2>/dev/null | grep '^GPU '),requirements-cuda.lock,requirements.lock)
+
 $(STAMP): $(LOCK) pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
 		echo "error: Python $(PYTHON_VERSION) not found (the lock is for it): install it (e.g. 'pyenv install $(PYTHON_VERSION)') or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 1; fi

@@ -271,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compile":
             config = pipeline_config_from_args(args)
+            gpu_image = args.gpu_image or gpu_image_of(args.image)
             compile_pipeline(config, args.image, args.output, args.trainer_gpus, args.gpu_type,
-                             args.gpu_image)
-            gpus = (f", Trainer on {args.trainer_gpus} GPU(s) in "
-                    f"{args.gpu_image or gpu_image_of(args.image)}" if args.trainer_gpus else "")
+                             gpu_image)
+            gpus = (f", Trainer on {args.trainer_gpus} GPU(s) in {gpu_image}"
+                    if args.trainer_gpus else "")
             print(f"wrote {args.output} (image {args.image}{gpus}, pipeline root "
                   f"{config.pipeline_root})")
         else:

@@ -179,11 +179,8 @@ def check_data(config: PipelineConfig, files: dict[str, list[str]],
                      "place with --import_examples (docs/data.md)")
     try:
         check_train_dir(training)
-    except CheckpointMismatchError as error:
-        raise PreflightError(str(error)) from None
-    try:
         check_gpus(training.require_gpus)
-    except DeviceError as error:
+    except (CheckpointMismatchError, DeviceError) as error:
         raise PreflightError(str(error)) from None
     return config, notes
 

@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from bench.pipelines import HERE, PROJECT_ROOT, SAMPLE, log
+from trainer_module.training_config import MIXED_PRECISIONS
 
 STARTER_BATCH_SIZE = 1024  # the starter code's train.py and eval.py default
 STARTER_EPOCHS = 10_000
@@ -111,50 +112,49 @@ def starter_results(workdir: str, model: str) -> dict:
     return {**metrics, "examples_per_second": sum(rates[-RATE_STEPS:]) / RATE_STEPS}
 
 
-def run_ours(model: str, data_root: str, steps: int, workdir: str) -> dict:
+def run_ours(model: str, data_root: str, steps: int, workdir: str,
+             mixed_precision: str = "none") -> dict:
     """Trains `model` as the Trainer does at the starter's settings, exports it and scores
-    the SavedModel on the validate shards (in this process: call it in a fresh one)."""
-    import keras
-
+    the SavedModel on the validate shards (in this process: call it in a fresh one); for a
+    video-level model also its matmul floor (bench.training.matmul_floor_ms)."""
+    from bench.training import matmul_floor_ms, step_timer
     from evaluation.offline_eval import evaluate_saved_model
-    from trainer_module.train import train_and_export
+    from trainer_module.train import build_configured_model, train_and_export
     from trainer_module.training_config import TrainingConfig
 
-    class StepRates(keras.callbacks.Callback):
-        """Examples/s of each training step, as the starter logs them."""
-
-        def __init__(self):
-            super().__init__()
-            self.rates: list[float] = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.rates.append(STARTER_BATCH_SIZE / (time.perf_counter() - self._start))
-
-    features, _ = MODELS[model]
+    features, level = MODELS[model]
     config = TrainingConfig(model=model, feature_names=features, feature_sizes=FEATURE_SIZES,
-                            batch_size=STARTER_BATCH_SIZE)
-    step_rates = StepRates()
+                            batch_size=STARTER_BATCH_SIZE, mixed_precision=mixed_precision)
+    timer, step_times = step_timer()
     export_dir = os.path.join(workdir, f"ours_{model}")
     start = time.perf_counter()
     train_and_export(config, sorted(glob.glob(f"{data_root}/train/*.tfrecord")),
                      sorted(glob.glob(f"{data_root}/validate/*.tfrecord"))[:1], steps,
                      export_dir, os.path.join(workdir, f"ours_{model}_logs"),
-                     eval_steps=1, extra_callbacks=[step_rates])
+                     eval_steps=1, extra_callbacks=[timer])
     train_seconds = time.perf_counter() - start
     metrics = evaluate_saved_model(export_dir, f"{data_root}/validate/*.tfrecord",
                                    STARTER_BATCH_SIZE)
+    step_seconds = step_times[-RATE_STEPS:]
+    floor = {}
+    if level == "video":
+        floor_ms = matmul_floor_ms(build_configured_model(config), STARTER_BATCH_SIZE)
+        floor = {"floor_ms": floor_ms,
+                 "step_vs_floor": sum(step_seconds) / len(step_seconds) * 1000 / floor_ms}
     return {**{name: metrics[name] for name in METRICS},
-            "examples_per_second": sum(step_rates.rates[-RATE_STEPS:]) / RATE_STEPS,
+            "examples_per_second": sum(STARTER_BATCH_SIZE / seconds
+                                       for seconds in step_seconds) / RATE_STEPS,
+            # Keras traces (and with XLA compiles) the step in the first: not in the rate.
+            "first_step_seconds": step_times[0], **floor,
             "train_seconds": train_seconds, "num_examples": metrics["num_examples"]}
 
 
-def _ours_in_fresh_process(model: str, data_root: str, steps: int, workdir: str) -> dict:
+def _ours_in_fresh_process(model: str, data_root: str, steps: int, workdir: str,
+                           mixed_precision: str) -> dict:
     result = os.path.join(workdir, f"ours_{model}.json")
     run_logged([sys.executable, "-m", "bench.parity", "--ours", model, f"--data_root={data_root}",
-                 f"--steps={steps}", f"--workdir={workdir}"],
+                 f"--steps={steps}", f"--workdir={workdir}",
+                 f"--mixed_precision={mixed_precision}"],
                 os.path.join(workdir, f"ours_{model}.log"), cwd=PROJECT_ROOT)
     with open(result) as f:
         return json.load(f)
@@ -174,13 +174,15 @@ def frame_data_root(video_root: str, workdir: str) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Both sides of every model, at batch STARTER_BATCH_SIZE: the run's date, steps, data."""
-    lines = ["| model | date, steps, data | side | examples/s | vs starter | GAP@20 | mAP | "
-             f"Hit@1 | PERR | GAP ≥ starter − {GAP_TOLERANCE} |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """Both sides of every model, at batch STARTER_BATCH_SIZE: the run's date, steps, data,
+    this project's precision, its step time against its matmul floor and its first step."""
+    lines = ["| model | date, steps, data | side | examples/s | vs starter | step / matmul floor "
+             f"| first step | GAP@20 | mAP | Hit@1 | PERR | GAP ≥ starter − {GAP_TOLERANCE} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         starter, ours = row["starter"], row["ours"]
-        for side, values in (("starter", starter), ("this project", ours)):
+        precision = row.get("precision", "float32")
+        for side, values in (("starter", starter), (f"this project, {precision}", ours)):
             is_ours = values is ours
             speed = f"**{ours['examples_per_second'] / starter['examples_per_second']:.2f}x**" \
                 if is_ours else "-"
@@ -188,9 +190,13 @@ def format_table(rows: list[dict]) -> str:
                 if is_ours else ""
             run = (f"{row['date']}, {row['steps']} steps, {row['data']}" if not is_ours
                    else "")
+            floor = (f"{values['step_vs_floor']:.2f}x of {values['floor_ms']:,.0f} ms"
+                     if "floor_ms" in values else "-")
+            first = f"{values['first_step_seconds']:.1f} s" if "first_step_seconds" in values \
+                else "-"
             lines.append(
                 f"| {row['model']} | {run} | {side} | {values['examples_per_second']:,.0f} | "
-                f"{speed} | "
+                f"{speed} | {floor} | {first} | "
                 f"{values['gap']:.4f} | {values['map']:.4f} | {values['hit_at_one']:.4f} | "
                 f"{values['perr']:.4f} | {met} |")
     return "\n".join(lines)
@@ -208,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps of each side")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--workdir", help="logs and models (default: a temporary folder)")
+    parser.add_argument("--mixed_precision", default="none", choices=MIXED_PRECISIONS,
+                        help="this project's side computes in this precision")
     parser.add_argument("--ours", help=argparse.SUPPRESS)  # child: train one model of ours
     args = parser.parse_args(argv)
     if args.ours:
-        result = run_ours(args.ours, args.data_root, args.steps, args.workdir)
+        result = run_ours(args.ours, args.data_root, args.steps, args.workdir,
+                          args.mixed_precision)
         with open(os.path.join(args.workdir, f"ours_{args.ours}.json"), "w") as f:
             json.dump(result, f)
         return 0
@@ -240,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"parity {model}: the starter code")
         starter = run_starter(args, model, root, workdir)
         log(f"parity {model}: this project")
-        ours = _ours_in_fresh_process(model, root, args.steps, workdir)
-        rows.append({"model": model, "date": str(datetime.date.today()), "steps": args.steps,
+        ours = _ours_in_fresh_process(model, root, args.steps, workdir, args.mixed_precision)
+        rows.append({"model": model, "precision": _precision(args.mixed_precision),
+                     "date": str(datetime.date.today()), "steps": args.steps,
                      "data": _described(root), "starter": starter, "ours": ours})
         log(f"parity {model}: GAP {starter['gap']:.3f} vs {ours['gap']:.4f}, "
             f"{ours['examples_per_second'] / starter['examples_per_second']:.2f}x examples/s")
@@ -252,21 +262,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge_results(rows: list[dict]) -> list[dict]:
-    """bench/parity.json with `rows` in place of the earlier rows of the same models (a run
-    of some models keeps the others' results); also writes bench/parity.md."""
+    """bench/parity.json with `rows` in place of the earlier rows of the same models and
+    precisions (a run of some models keeps the others' results); also writes
+    bench/parity.md."""
     path = os.path.join(HERE, "parity.json")
     earlier = []
     if os.path.exists(path):
         with open(path) as f:
             earlier = json.load(f)["rows"]
-    merged = {row["model"]: row for row in earlier}
-    merged.update({row["model"]: row for row in rows})
-    ordered = [merged[model] for model in MODELS if model in merged]
+    def key(row: dict) -> tuple[str, str]:
+        return row["model"], row.get("precision", "float32")
+
+    merged = {key(row): row for row in earlier}
+    merged.update({key(row): row for row in rows})
+    ordered = [merged[model, precision] for model in MODELS
+               for precision in map(_precision, MIXED_PRECISIONS) if (model, precision) in merged]
     with open(path, "w") as f:
         json.dump({"batch_size": STARTER_BATCH_SIZE, "rows": ordered}, f, indent=2)
     with open(os.path.join(HERE, "parity.md"), "w") as f:
         f.write(format_table(ordered) + "\n")
     return ordered
+
+
+def _precision(mixed_precision: str) -> str:
+    """A --mixed_precision as the table names it."""
+    return "float32" if mixed_precision == "none" else mixed_precision
 
 
 def _described(data_root: str) -> str:

@@ -94,12 +94,10 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
         if not field.metadata["flag"]:
             continue
         default = getattr(training, field.name)
-        if field.type == "bool":
-            train.add_argument(f"--{field.name}", action="store_true",
-                               help=field.metadata["help"])
-        else:
-            train.add_argument(f"--{field.name}", type=_FLAG_TYPES[field.type],
-                               default=default, help=field.metadata["help"])
+        # A bool flag alone means true; --name=false turns off one that defaults to true.
+        optional_value = {"nargs": "?", "const": True} if field.type == "bool" else {}
+        train.add_argument(f"--{field.name}", type=_FLAG_TYPES[field.type], default=default,
+                           help=field.metadata["help"], **optional_value)
     train.add_argument("--warm_start", action="store_true",
                        help="start from the weights of the last blessed model (same "
                             "architecture), when no checkpoint is resumed")

@@ -192,3 +192,16 @@ def test_the_official_flat_layout_is_a_data_root(tmp_path, tiny_data_root):
                                              f"{flat}/validate*.tfrecord")
     assert data_root_patterns(tiny_data_root) == (f"{tiny_data_root}/train/*.tfrecord",
                                                   f"{tiny_data_root}/validate/*.tfrecord")
+
+
+def test_a_bool_flag_alone_is_true_and_takes_false_for_one_that_defaults_to_true():
+    from pipeline.flags import parse_args_with_preset
+    from pipeline.run_local import build_parser
+
+    def parsed(*argv):
+        return vars(parse_args_with_preset(build_parser(), list(argv)))
+
+    assert parsed()["jit_compile"] is True and parsed()["start_new_model"] is False
+    assert parsed("--jit_compile=false")["jit_compile"] is False
+    assert parsed("--start_new_model")["start_new_model"] is True
+    assert parsed("--start_new_model", "true")["start_new_model"] is True

@@ -65,11 +65,20 @@ def build_configured_model(config: TrainingConfig) -> keras.Model:
         return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
 
 
+def uses_xla(config: TrainingConfig) -> bool:
+    """Whether the training step is XLA-compiled: with `--jit_compile`, for video-level
+    models on one device. A frame-level batch is padded to its longest video, so XLA would
+    compile the step again for each length; under tf.distribute Keras' own "auto" leaves XLA
+    off too (keras/src/trainers/trainer.py, `_resolve_auto_jit_compile`)."""
+    return (config.jit_compile and not config.feature_spec().is_frame_level
+            and config.distribution == "none")
+
+
 def compile_model(config: TrainingConfig) -> keras.Model:
     """The model named by `config.model`, compiled with its loss and optimizer."""
     model = build_configured_model(config)
     loss = get_loss(config.label_loss, config.label_smoothing, masked=config.segment_labels)
-    model.compile(optimizer=make_optimizer(config), loss=loss)
+    model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=uses_xla(config))
     return model
 
 

@@ -117,6 +117,10 @@ class TrainingConfig:
         "none", "compute in float16 or bfloat16 with float32 weights (Keras mixed precision; "
                 "loss scaling for float16); the scores, the loss and the exported signatures "
                 "stay float32", one_of(*MIXED_PRECISIONS))
+    jit_compile: bool = setting(
+        True, "XLA-compile the training step of video-level models on one device (their "
+              "batches never change shape); frame-level models, whose frame axis changes "
+              "with each batch, and tf.distribute strategies train without it")
     num_gpu: int = setting(
         0, "the starter's: train on up to this many of the machine's GPUs, one replica each "
            "(mirrored), with --batch_size per GPU as its train.py has it; 0: --batch_size is "

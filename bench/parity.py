@@ -181,8 +181,7 @@ def format_table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         starter, ours = row["starter"], row["ours"]
-        precision = row.get("precision", "float32")
-        for side, values in (("starter", starter), (f"this project, {precision}", ours)):
+        for side, values in (("starter", starter), (f"this project, {row['precision']}", ours)):
             is_ours = values is ours
             speed = f"**{ours['examples_per_second'] / starter['examples_per_second']:.2f}x**" \
                 if is_ours else "-"
@@ -270,11 +269,7 @@ def merge_results(rows: list[dict]) -> list[dict]:
     if os.path.exists(path):
         with open(path) as f:
             earlier = json.load(f)["rows"]
-    def key(row: dict) -> tuple[str, str]:
-        return row["model"], row.get("precision", "float32")
-
-    merged = {key(row): row for row in earlier}
-    merged.update({key(row): row for row in rows})
+    merged = {(row["model"], row["precision"]): row for row in [*earlier, *rows]}
     ordered = [merged[model, precision] for model in MODELS
                for precision in map(_precision, MIXED_PRECISIONS) if (model, precision) in merged]
     with open(path, "w") as f:

@@ -31,10 +31,9 @@ import sys
 import tempfile
 import time
 
-from bench.pipelines import HERE, PROJECT_ROOT, SAMPLE, log
+from bench.pipelines import HERE, PROJECT_ROOT, SAMPLE, STARTER_BATCH_SIZE, log
 from trainer_module.training_config import MIXED_PRECISIONS
 
-STARTER_BATCH_SIZE = 1024  # the starter code's train.py and eval.py default
 STARTER_EPOCHS = 10_000
 RATE_STEPS = 50  # examples/s is the mean over this many last steps, on both sides
 # The models compared, each with its features (the starter's flags) and data level.

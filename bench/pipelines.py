@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT_ROOT = os.path.dirname(HERE)
 SAMPLE = os.path.join(PROJECT_ROOT, "data", "sample", "video")
 BATCH_SIZE = TrainingConfig().batch_size  # make run-local's default
+STARTER_BATCH_SIZE = 1024  # the starter code's train.py and eval.py default
 
 
 def log(message: str) -> None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench.pipelines import BATCH_SIZE, SAMPLE, log
+from bench.pipelines import BATCH_SIZE, SAMPLE, STARTER_BATCH_SIZE, log
 
 FLOOR_MODELS = ("LogisticModel", "MoeModel")
-FLOOR_BATCH_SIZE = 1024  # the starter code's
 FLOOR_TARGET = 1.15  # a float32 step within this factor of its matmuls' time
 
 
@@ -60,7 +59,7 @@ def step_timer() -> tuple:
 
 
 def floor_row(name: str, root: str, steps: int) -> dict:
-    """`name`'s step time at batch FLOOR_BATCH_SIZE on the shards under `root` (median of
+    """`name`'s step time at batch STARTER_BATCH_SIZE on the shards under `root` (median of
     `steps` steps after one to trace, as make run-local trains it) against its matmul floor
     measured in the same process before and after."""
     import keras
@@ -69,19 +68,19 @@ def floor_row(name: str, root: str, steps: int) -> dict:
     from trainer_module.train import compile_model
     from trainer_module.training_config import TrainingConfig
 
-    config = TrainingConfig(model=name, batch_size=FLOOR_BATCH_SIZE)
+    config = TrainingConfig(model=name, batch_size=STARTER_BATCH_SIZE)
     dataset = make_dataset(f"{root}/*/*.tfrecord", config.feature_spec(), config.num_classes,
-                           FLOOR_BATCH_SIZE, shuffle=True, num_epochs=None, seed=0)
+                           STARTER_BATCH_SIZE, shuffle=True, num_epochs=None, seed=0)
     keras.utils.set_random_seed(0)
     model = compile_model(config)
-    floor = [matmul_floor_ms(model, FLOOR_BATCH_SIZE)]
+    floor = [matmul_floor_ms(model, STARTER_BATCH_SIZE)]
     timer, times = step_timer()
     model.fit(dataset, steps_per_epoch=steps + 1, epochs=1, verbose=0, shuffle=False,
               callbacks=[timer])
-    floor.append(matmul_floor_ms(model, FLOOR_BATCH_SIZE))
+    floor.append(matmul_floor_ms(model, STARTER_BATCH_SIZE))
     step_ms = statistics.median(times[1:]) * 1000
-    return {"section": "training", "name": f"{name} at batch {FLOOR_BATCH_SIZE} vs its matmul "
-            "floor", "rate": FLOOR_BATCH_SIZE / step_ms * 1000, "unit": "examples/s",
+    return {"section": "training", "name": f"{name} at batch {STARTER_BATCH_SIZE} vs its matmul "
+            "floor", "rate": STARTER_BATCH_SIZE / step_ms * 1000, "unit": "examples/s",
             "step_ms": step_ms, "floor_ms": min(floor), "ratio": step_ms / min(floor),
             "target": FLOOR_TARGET, "first_step_ms": times[0] * 1000,
             "parameters": model.count_params()}

@@ -19,6 +19,12 @@ from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from components.tfma_segment_metrics import SEGMENT_METRIC_CLASSES, SegmentMeanAveragePrecision
 from data_tools.checks import SPLIT_DIRS
 from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig, beam_runs_on_one_machine
+from pipeline.sources import (
+    SOURCE_KEY,
+    TRAINER_SOURCES,
+    TRANSFORM_SOURCES,
+    source_fingerprint,
+)
 from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.segments import SEGMENT_RATINGS_OUTPUT
@@ -100,7 +106,8 @@ def _segment_eval_config(training, overall, thresholds) -> config_pb2.EvalConfig
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """ExampleGen → statistics/schema/validation → Transform → Trainer → Evaluator → Pusher."""
-    custom_config = {"training": config.training.to_dict()}
+    custom_config = {"training": config.training.to_dict(),
+                     SOURCE_KEY: source_fingerprint(TRAINER_SOURCES)}
 
     frame_level = config.training.feature_spec().is_frame_level
     payload_format = (tfx.proto.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE if frame_level
@@ -147,7 +154,8 @@ def create_pipeline(config: PipelineConfig,
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=transform_custom_config(config.training),
+        custom_config={**transform_custom_config(config.training),
+                       SOURCE_KEY: source_fingerprint(TRANSFORM_SOURCES)},
         # The Trainer reads raw shards and the Evaluator applies the exported Transform graph,
         # so writing transformed copies (3,862 dense label floats per video) would be waste.
         materialize=False,

@@ -13,6 +13,7 @@ from tests.helpers import (
     write_video_examples,
 )
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
+from trainer_module.frames import dequantize_numpy
 from trainer_module.layers import (
     BagOfFrames,
     ContextGating,
@@ -132,25 +133,27 @@ def test_video_input_is_l2_normalised_per_video_as_the_starter_does():
     assert not np.allclose(raw(scaled), raw(features), rtol=1e-3)
 
 
-def test_frame_input_is_l2_normalised_per_frame_and_padding_stays_zero():
+def test_frame_input_is_dequantized_masked_and_l2_normalised_per_frame():
+    """The model takes the reader's uint8 codes: it dequantizes them, zeroes the frames past
+    each video's `num_frames` whatever they hold, and scales each frame to unit norm."""
     spec = TrainingConfig(feature_names="rgb,audio").feature_spec()
     rng = np.random.default_rng(0)
-    frames = {"rgb": rng.normal(size=(2, 5, 1024)).astype(np.float32),
-              "audio": rng.normal(size=(2, 5, 128)).astype(np.float32)}
-    frames["rgb"][1, 3:], frames["audio"][1, 3:] = 0, 0  # the second video has 3 frames
+    codes = {"rgb": rng.integers(0, 256, size=(2, 5, 1024), dtype=np.uint8),
+             "audio": rng.integers(0, 256, size=(2, 5, 128), dtype=np.uint8)}
     num_frames = np.int32([5, 3])
     model = build_model("FrameLevelLogisticModel", spec, 7)
-    normalised = _normalised_input(model)({**frames, "num_frames": num_frames}).numpy()
-    joined = np.concatenate([frames["rgb"], frames["audio"]], axis=2)
+    normalised = _normalised_input(model)({**codes, "num_frames": num_frames}).numpy()
+    joined = dequantize_numpy(np.concatenate([codes["rgb"], codes["audio"]], axis=2))
+    joined[1, 3:] = 0  # the second video has 3 frames
     norms = np.linalg.norm(joined, axis=2, keepdims=True)
     np.testing.assert_allclose(normalised, np.where(norms > 0, joined / np.maximum(norms, 1e-30),
-                                                    0), rtol=1e-5, atol=1e-7)
+                                                    0), rtol=1e-5, atol=1e-6)
     assert not normalised[1, 3:].any()
-    # Each frame on its own scale: the mean of normalised frames does not see the scales.
-    scale = rng.uniform(0.1, 10, size=(2, 5, 1)).astype(np.float32)
-    scaled = {name: value * scale for name, value in frames.items()}
-    np.testing.assert_allclose(model({**scaled, "num_frames": num_frames}),
-                               model({**frames, "num_frames": num_frames}), rtol=1e-5, atol=1e-7)
+    other_padding = {name: value.copy() for name, value in codes.items()}
+    for value in other_padding.values():
+        value[1, 3:] = 255 - value[1, 3:]
+    np.testing.assert_allclose(model({**other_padding, "num_frames": num_frames}),
+                               model({**codes, "num_frames": num_frames}), rtol=1e-6)
 
 
 def test_moe_output_is_a_mixture_of_probabilities():

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from data_tools.make_synthetic_data import class_prototypes, main
 from trainer_module.features import FeatureSpec
+from trainer_module.layers import DequantizedFrames
 from trainer_module.reader import make_dataset
 
 VIDEO = FeatureSpec.from_flags("mean_rgb,mean_audio", "1024,128")
@@ -41,8 +42,8 @@ def test_frame_level_data_has_frames_around_the_video_features(tmp_path):
                                                   VIDEO, 50, batch_size=30)))
     assert ((frames["num_frames"] >= 5) & (frames["num_frames"] <= 9)).numpy().all()
     np.testing.assert_array_equal(frame_labels, video_labels)
-    mean_audio = tf.reduce_sum(frames["audio"], 1) / tf.cast(frames["num_frames"], tf.float32)[
-        :, None]
+    audio = DequantizedFrames()(frames["audio"], frames["num_frames"])
+    mean_audio = tf.reduce_sum(audio, 1) / tf.cast(frames["num_frames"], tf.float32)[:, None]
     np.testing.assert_allclose(mean_audio, videos["mean_audio"], atol=0.02)
 
 

@@ -1,14 +1,17 @@
-"""Keras layers of the model zoo: Context Gating, frame pooling over each video's real frames
-(mean, max, DBoF, soft DBoF, NetVLAD, NetFV, NeXtVLAD), random frame sampling and SE gating.
+"""Keras layers of the model zoo: the frame models' dequantizing input, Context Gating, frame
+pooling over each video's real frames (mean, max, DBoF, soft DBoF, NetVLAD, NetFV, NeXtVLAD),
+random frame sampling and SE gating.
 
 Frame layers take `frames` [batch, time, features] zero-padded to the batch's longest video
-and `num_frames` [batch]; padding never reaches a result.
+(`DequantizedFrames` makes them so) and `num_frames` [batch]; padding never reaches a result.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from trainer_module.frames import dequantize
 
 
 class ContextGating(keras.layers.Layer):
@@ -44,6 +47,19 @@ class ContextGating(keras.layers.Layer):
 def _frame_mask(frames, num_frames):
     """[batch, frames, 1] with 1 on each video's real frames and 0 on padding."""
     return tf.sequence_mask(num_frames, tf.shape(frames)[1], dtype=frames.dtype)[:, :, None]
+
+
+class DequantizedFrames(keras.layers.Layer):
+    """The reader's uint8 frame codes [batch, time, size] → float32 features, zero past each
+    video's `num_frames`: a frame model's first layer, so that frames cross the input
+    pipeline (and the host-to-device copy) as the dataset's bytes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, codes, num_frames):
+        frames = dequantize(codes)
+        return frames * _frame_mask(frames, num_frames)
 
 
 class FrameMeanPooling(keras.layers.Layer):

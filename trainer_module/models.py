@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from trainer_module.features import NUM_FRAMES_KEY, FeatureSpec
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
+from trainer_module.layers import DequantizedFrames
 from trainer_module.video_level_models import VIDEO_LEVEL_MODELS
 
 MODELS = {**VIDEO_LEVEL_MODELS, **FRAME_LEVEL_MODELS}
@@ -204,10 +205,16 @@ def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_na
         raise ValueError(
             f"--model {name} is frame-level but --feature_names {features} are video-level "
             "features; use --feature_names=rgb,audio or a video-level model")
-    # Frame batches are padded to their longest video, so the time axis is not fixed.
-    frame_axis = (None,) if spec.is_frame_level else ()
-    inputs = {n: keras.Input(shape=(*frame_axis, size), name=n) for n, size in spec.items()}
-    parts = [inputs[n] for n in spec.names]
+    if spec.is_frame_level:
+        # uint8 codes padded to the batch's longest video: the time axis is not fixed.
+        inputs = {n: keras.Input(shape=(None, size), dtype="uint8", name=n)
+                  for n, size in spec.items()}
+        inputs[NUM_FRAMES_KEY] = keras.Input(shape=(), dtype="int32", name=NUM_FRAMES_KEY)
+        parts = [DequantizedFrames(name=f"{n}_dequantized")(inputs[n], inputs[NUM_FRAMES_KEY])
+                 for n in spec.names]
+    else:
+        inputs = {n: keras.Input(shape=(size,), name=n) for n, size in spec.items()}
+        parts = [inputs[n] for n in spec.names]
     model_input = parts[0] if len(parts) == 1 else keras.layers.Concatenate()(parts)
     if l2_normalize_input:
         # The starter's tf.nn.l2_normalize(model_input_raw, feature_dim): along the last axis.
@@ -215,7 +222,6 @@ def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_na
             model_input)
     model = model_class(**hparams)
     if spec.is_frame_level:
-        inputs[NUM_FRAMES_KEY] = keras.Input(shape=(), dtype="int32", name=NUM_FRAMES_KEY)
         predictions = model(model_input, inputs[NUM_FRAMES_KEY], num_classes)
     else:
         predictions = model(model_input, num_classes)

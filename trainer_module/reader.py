@@ -5,9 +5,12 @@ parsing is several times slower on these small examples.
 
 - video level: tf.Examples with `mean_rgb`/`mean_audio` floats → dense [batch, size].
 - frame level: tf.SequenceExamples with one uint8 byte string per second in the `rgb`/`audio`
-  feature lists → dequantized [batch, frames, size], truncated to `max_frames` and zero-padded
+  feature lists → the uint8 codes [batch, frames, size], truncated to `max_frames` and padded
   to the longest video of the batch (not to `max_frames`: short videos cost no padding
-  compute), plus `num_frames`.
+  compute), plus `num_frames`. The codes stay uint8 up to the model, which dequantizes them
+  and zeroes the padding as its first layer (`layers.DequantizedFrames`), on the accelerator
+  when there is one: float32 frames would be 4x the bytes through the input pipeline, and
+  dequantizing and padding them took ~75% of the reader's time (bench/README.md).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from trainer_module.features import (
     FeatureSpec,
     multi_hot,
 )
-from trainer_module.frames import dequantize
 from trainer_module.segments import (
     LABEL_WEIGHTS_KEY,
     SEGMENT_LABELS_KEY,
@@ -71,29 +73,36 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
                          max_frames: int = DEFAULT_MAX_FRAMES,
                          with_ids: bool = False,
                          with_segments: bool = False) -> dict[str, tf.Tensor]:
-    """Parses a batch of serialized tf.SequenceExamples into dequantized, padded frames
-    ([batch, min(longest video, max_frames), size]); `with_segments` adds the segment
-    ratings of the context (sparse, trainer_module.segments)."""
+    """Parses a batch of serialized tf.SequenceExamples into uint8 frame codes
+    [batch, min(longest video, max_frames), size] and `num_frames` [batch]; `with_segments`
+    adds the segment ratings of the context (sparse, trainer_module.segments).
+
+    Frames past a video's `num_frames` repeat its last frame (a gather is cheaper than
+    zero-padding); whoever reads them masks by `num_frames`, as the models do.
+    """
     context_spec = _labels_and_ids_spec(with_labels, with_ids, with_segments)
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
-        sequence_features={name: tf.io.RaggedFeature(tf.string) for name in spec.names})
+        sequence_features={name: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
+                           for name in spec.names})
     parsed = dict(context)
-    lengths = tf.minimum(sequences[spec.names[0]].row_lengths(), max_frames)
-    # Padding to the batch's longest video (at most max_frames) also truncates, with no
-    # ragged slicing: to_tensor drops frames beyond the shape.
-    frames_axis = tf.cast(tf.reduce_max(tf.concat([lengths, [0]], 0)), tf.int64)
-    batch = tf.shape(serialized, out_type=tf.int64)[0]
+    row_splits = sequences[spec.names[0]].row_splits
+    lengths = tf.minimum(row_splits[1:] - row_splits[:-1], max_frames)
+    frames_axis = tf.reduce_max(tf.concat([lengths, [0]], 0))
+    # Frame t of video v is row min(start_v + t, end_v - 1) of the batch's flat frames.
+    rows = tf.minimum(row_splits[:-1, None] + tf.range(frames_axis)[None, :],
+                      tf.maximum(row_splits[1:, None] - 1, 0))
     for name, size in spec.items():
         frames = sequences[name]
         codes = tf.io.decode_raw(frames.flat_values, tf.uint8)
         tf.debugging.assert_equal(
             tf.shape(codes)[-1], size,
             message=f"frame feature {name!r}: each frame must be {size} bytes")
-        values = tf.RaggedTensor.from_row_splits(
-            dequantize(tf.reshape(codes, [-1, size])), frames.row_splits)
-        parsed[name] = values.to_tensor(
-            shape=tf.stack([batch, frames_axis, tf.constant(size, tf.int64)]))
+        tf.debugging.assert_equal(
+            frames.row_splits, row_splits,
+            message=f"frame feature {name!r}: each video needs as many frames of it as of "
+                    f"{spec.names[0]!r}")
+        parsed[name] = tf.gather(tf.reshape(codes, [-1, size]), rows)
         parsed[name].set_shape([None, None, size])
     parsed[NUM_FRAMES_KEY] = tf.cast(lengths, tf.int32)
     if with_ids:
@@ -160,8 +169,8 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(features, multi_hot_labels)` (or just `features` when `with_labels` is False).
 
-    `features` maps each name in `spec` to float32 [batch, size] (video level) or
-    [batch, frames ≤ max_frames, size] (frame level, with `num_frames` [batch]).
+    `features` maps each name in `spec` to float32 [batch, size] (video level) or uint8
+    codes [batch, frames ≤ max_frames, size] (frame level, with `num_frames` [batch]).
     With `segment_size`, the examples are the rated segments of segment-rated frame-level
     videos (trainer_module.segments), `batch_size` of them a batch, and the labels are
     `segment_targets`: their scores and label weights.

@@ -98,12 +98,11 @@ def segment_starts(num_frames: tf.Tensor, segment_size: int = SEGMENT_SIZE
 
 def _segment_inputs(parsed: dict[str, tf.Tensor], spec: FeatureSpec, rows: tf.Tensor,
                     start_times: tf.Tensor, segment_size: int) -> dict[str, tf.Tensor]:
-    """The frames [n, segment_size, size] from `start_times` of the videos in `rows`, zero
-    past each video's end, and their real frame counts (at least 1)."""
+    """The frame codes [n, segment_size, size] from `start_times` of the videos in `rows`
+    and their real frame counts (at least 1), past which the model masks them."""
     video_frames = tf.gather(tf.cast(parsed[NUM_FRAMES_KEY], tf.int64), rows)
     offsets = tf.range(segment_size, dtype=tf.int64)
     times = start_times[:, None] + offsets[None, :]  # [n, segment_size]
-    inside = times < video_frames[:, None]
     segment_frames = tf.clip_by_value(video_frames - start_times, 1, segment_size)
     features = {NUM_FRAMES_KEY: tf.cast(segment_frames, tf.int32)}
     for name, size in spec.items():
@@ -111,7 +110,7 @@ def _segment_inputs(parsed: dict[str, tf.Tensor], spec: FeatureSpec, rows: tf.Te
         last = tf.maximum(tf.shape(frames, out_type=tf.int64)[1] - 1, 0)
         index = tf.stack([tf.broadcast_to(rows[:, None], tf.shape(times)),
                           tf.minimum(times, last)], axis=-1)
-        gathered = tf.gather_nd(frames, index) * tf.cast(inside, tf.float32)[..., None]
+        gathered = tf.gather_nd(frames, index)
         gathered.set_shape([None, segment_size, size])
         features[name] = gathered
     return features

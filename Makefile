@@ -94,7 +94,7 @@ EXPERIMENT ?= yt8m
 
 .PHONY: FORCE help setup run-local test test-fast lint lock clean serve predict check-serving infer \
 	evaluate \
-	bench bench-scale bench-evaluator bench-workers gpu-check parity parity-segments image image-cuda \
+	bench bench-scale bench-full bench-evaluator bench-workers gpu-check parity parity-segments image image-cuda \
 	validate-data download \
 	compile-kfp submit-kfp serve-local tensorboard
 
@@ -120,6 +120,7 @@ help:
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~40 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~20 min): bench/scale.md"
+	@echo "make bench-full  the whole DAG on the 2018 dataset's size, 5 M synthetic videos (~1.5 h, ~31 GB): bench/full.md"
 	@echo "make bench-evaluator  the Evaluator alone at 8k-65k videos vs in-process scoring (~6 min)"
 	@echo "make gpu-check   on an NVIDIA GPU host: frame-level models on the GPU vs CPU (bench/gpu.md)"
 	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
@@ -157,7 +158,7 @@ serve:
 
 # The targets that need the locked stack: here, or in the image (see NATIVE above).
 STACK_TARGETS := setup run-local serve-local predict check-serving infer evaluate tensorboard \
-	compile-kfp submit-kfp download validate-data bench bench-scale bench-evaluator bench-workers \
+	compile-kfp submit-kfp download validate-data bench bench-scale bench-full bench-evaluator bench-workers \
 	gpu-check parity parity-segments lint test test-fast lock
 
 # The Makefile's knobs: given in the environment, they reach the make in the container as they
@@ -301,6 +302,11 @@ bench: setup
 
 bench-scale: setup
 	$(QUIET) $(PY) -m bench.run --scale $(ARGS)
+
+# The whole DAG on 5 M synthetic videos (~31 GB written under build/bench_full, removed after
+# unless KEEP=1): bench/full.md.
+bench-full: setup
+	$(QUIET) $(PY) -m bench.full $(if $(KEEP),--keep) $(ARGS)
 
 # On a host with an NVIDIA GPU: three frame-level models on it and on the CPU (bench/gpu.md).
 gpu-check: setup

@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
     print(json.dumps({
         "exit_code": code, "wall_seconds": wall,
         "components": {name: end - begin for name, (begin, end) in windows.items()},
+        "component_windows": windows,
         "component_peak_rss_mb": {name: sampler.peak(begin, end)
                                   for name, (begin, end) in windows.items()},
         "peak_rss_mb": sampler.peak()}))

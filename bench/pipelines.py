@@ -42,6 +42,7 @@ def run_pipeline(data_root: str, workdir: str, train_steps: int,
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     components = measured["components"]
     return {"wall_seconds": wall, "components": components,
+            "component_windows": measured["component_windows"],
             "ingest_seconds": sum(v for k, v in components.items() if k in INGEST),
             "train_seconds": components.get("Trainer", 0.0),
             "evaluate_seconds": components.get("Evaluator", 0.0),

@@ -110,7 +110,7 @@ def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int,
             root = f"{workdir}/scale_{factor}x_w{workers}_{examples.replace(' ', '_')}"
             data_root, extra = data, ["--beam_workers", str(workers)]
             if examples == "in place":
-                data_root = _split_layout(data, f"{root}_data")
+                data_root = split_layout(data, f"{root}_data")
                 extra.append("--import_examples")
             run = run_pipeline(data_root, root, max(1, videos["train"] // BATCH_SIZE), extra)
             model_dir = glob.glob(f"{root}/serving_model/*")[0]
@@ -123,7 +123,7 @@ def bench_scale(workdir: str, factors: tuple[int, ...], beam_workers: tuple[int,
     return rows
 
 
-def _split_layout(data: str, root: str) -> str:
+def split_layout(data: str, root: str) -> str:
     """`root` with Split-train/ and Split-validate/ linked to data's train/ and validate/: the
     layout `--import_examples` registers in place."""
     os.makedirs(root, exist_ok=True)

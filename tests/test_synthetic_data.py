@@ -1,9 +1,16 @@
 """The synthetic generator: deterministic, both formats, and a signal a model can learn."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from data_tools.make_synthetic_data import class_prototypes, main
+from data_tools.make_synthetic_data import (
+    class_frequencies,
+    class_prototypes,
+    main,
+    serialized_example,
+    synthetic_videos,
+)
 from trainer_module.features import FeatureSpec
 from trainer_module.layers import DequantizedFrames
 from trainer_module.reader import make_dataset
@@ -57,3 +64,32 @@ def test_validate_shards_may_hold_a_different_number_of_videos(tmp_path):
     count = lambda pattern: sum(1 for _ in tf.data.TFRecordDataset(  # noqa: E731
         tf.io.gfile.glob(str(tmp_path / pattern))))
     assert (count("train/*"), count("validate/*")) == (60, 7)
+
+
+def test_the_hand_serialized_example_is_the_protobuf_example():
+    """serialized_example writes protobuf's wire format by hand: protobuf parses it back to
+    the message built field by field, labels (multi-byte varints too) and floats exact."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=1152).astype(np.float32)
+    labels = np.array([0, 5, 127, 128, 3861])
+    parsed = tf.train.Example.FromString(serialized_example("vid-1", labels, values))
+    expected = tf.train.Example()
+    feature = expected.features.feature
+    feature["id"].bytes_list.value.append(b"vid-1")
+    feature["labels"].int64_list.value.extend(labels.tolist())
+    feature["mean_rgb"].float_list.value.extend(values[:1024].tolist())
+    feature["mean_audio"].float_list.value.extend(values[1024:].tolist())
+    assert parsed == expected
+
+
+def test_labels_are_distinct_and_follow_the_class_frequencies():
+    frequencies = class_frequencies(50)
+    labels, values = synthetic_videos(np.random.default_rng(0), class_prototypes(0, 50),
+                                      frequencies, 20_000)
+    assert values.shape == (20_000, 1152) and values.dtype == np.float32
+    assert all(1 <= len(ids) <= 5 and len(set(ids)) == len(ids) for ids in labels)
+    assert np.mean([len(ids) for ids in labels]) == pytest.approx(3.0, abs=0.05)
+    # Single-label videos draw their label by the frequencies alone.
+    single = np.concatenate([ids for ids in labels if len(ids) == 1])
+    observed = np.bincount(single, minlength=50) / len(single)
+    assert np.abs(observed - frequencies).max() < 0.01

@@ -1,0 +1,30 @@
+"""make bench-full's data: the official layout at any fraction, and a generation that
+resumes where it stopped with the same bytes."""
+
+import os
+
+from bench.full import OFFICIAL_SHARDS, generate, shard_plan
+from bench.scale import FULL_2018
+
+
+def test_the_full_plan_is_the_official_layout():
+    plan = shard_plan(1.0)
+    for split in ("train", "validate"):
+        videos = [count for name, _, count in plan if name == split]
+        assert len(videos) == OFFICIAL_SHARDS[split] == 3844
+        assert sum(videos) == FULL_2018[split]
+        assert max(videos) - min(videos) <= 1
+    assert [(s, n) for s, n, _ in shard_plan(1e-6)] == [("train", 0), ("validate", 0)]
+
+
+def test_generation_resumes_with_the_same_shards(tmp_path):
+    plan = [("train", 0, 40), ("train", 1, 39), ("validate", 0, 12)]
+    first = generate(str(tmp_path), plan)
+    assert first["videos_written"] == 91 and first["videos"] == {"train": 79, "validate": 12}
+    shard = tmp_path / "train" / "train0001.tfrecord"
+    written = shard.read_bytes()
+    os.remove(shard)
+    again = generate(str(tmp_path), plan)
+    assert again["videos_written"] == 39
+    assert shard.read_bytes() == written
+    assert not list(tmp_path.glob("*/*.partial"))

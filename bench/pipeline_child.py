@@ -1,10 +1,11 @@
 """Runs `pipeline.run_local` once in this process and prints, as JSON on the last line, the
-seconds each component took (from ML Metadata) and the peak RSS of this process while it ran
-(sampled), overall and per component."""
+seconds each component took (from ML Metadata) and the peak RSS of this process and its Beam
+worker processes while it ran (sampled), overall and per component."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -27,13 +28,40 @@ def component_windows(metadata_sqlite: str) -> dict[str, tuple[float, float]]:
     return windows
 
 
-def rss_mb() -> float:
-    """This process's resident memory now (VmRSS; beam's worker processes not included)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def _process_rss_mb(pid: int | str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # it ended meanwhile
+        pass
     return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Beam's worker processes), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # The parent id follows the parenthesised command name, which may hold spaces.
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def rss_mb() -> float:
+    """Resident memory now of this process and every process below it (VmRSS summed)."""
+    return sum(_process_rss_mb(pid) for pid in [os.getpid(), *_descendants(os.getpid())])
 
 
 class RssSampler(threading.Thread):

@@ -28,3 +28,24 @@ def test_generation_resumes_with_the_same_shards(tmp_path):
     assert again["videos_written"] == 39
     assert shard.read_bytes() == written
     assert not list(tmp_path.glob("*/*.partial"))
+
+
+def test_the_peak_rss_counts_beams_worker_processes():
+    """The pipeline's RSS includes the processes it starts (Beam's DirectRunner workers)."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.pipeline_child import rss_mb
+
+    alone = rss_mb()
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import sys, time; b = bytearray(300 << 20); print(1, flush=True);"
+                              " time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()  # the 300 MB are allocated and touched
+        time.sleep(0.2)
+        assert rss_mb() - alone > 250
+    finally:
+        child.kill()
+        child.wait()

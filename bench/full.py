@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from bench.pipelines import HERE, PROJECT_ROOT, STARTER_BATCH_SIZE, log, run_pipeline
 from bench.scale import COMPONENT_INPUT, FULL_2018, split_layout
+from shards.files import written_atomically
 
 OFFICIAL_SHARDS = {"train": 3844, "validate": 3844}  # the 2018 video-level release
 SEED = 2018
@@ -73,9 +74,18 @@ def _write_shards(data_root: str, shards: list[tuple[str, int, int]]) -> int:
 
 
 def generate(data_root: str, plan: list[tuple[str, int, int]]) -> dict:
-    """The shards of `plan` under data_root/{train,validate}/, on every CPU; resumes."""
+    """The shards of `plan` under data_root/{train,validate}/, on every CPU; resumes a
+    generation of the same plan, and raises ValueError naming data_root for another one."""
+    manifest = os.path.join(data_root, "plan.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            if [tuple(shard) for shard in json.load(f)] != plan:
+                raise ValueError(f"{data_root} holds shards of another plan (another "
+                                 "--fraction): remove it or pick another --workdir")
     for split in FULL_2018:
         os.makedirs(os.path.join(data_root, split), exist_ok=True)
+    with written_atomically(manifest) as partial, open(partial, "w") as f:
+        json.dump(plan, f)
     workers = os.cpu_count() or 1
     start = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
@@ -191,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     data_root = os.path.join(args.workdir, "data")
     plan = shard_plan(args.fraction)
     log(f"bench-full: {len(plan):,} shards, {sum(v for *_, v in plan):,} videos in {data_root}")
-    data = generate(data_root, plan)
+    try:
+        data = generate(data_root, plan)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     log(f"bench-full: data ready ({data['bytes'] / 1e9:.1f} GB, {data['seconds']:.0f} s)")
     run_dir = os.path.join(args.workdir, "run")
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -3,6 +3,8 @@ resumes where it stopped with the same bytes."""
 
 import os
 
+import pytest
+
 from bench.full import OFFICIAL_SHARDS, generate, shard_plan
 from bench.scale import FULL_2018
 
@@ -28,6 +30,8 @@ def test_generation_resumes_with_the_same_shards(tmp_path):
     assert again["videos_written"] == 39
     assert shard.read_bytes() == written
     assert not list(tmp_path.glob("*/*.partial"))
+    with pytest.raises(ValueError, match=f"{tmp_path} holds shards of another plan"):
+        generate(str(tmp_path), plan[:2])
 
 
 def test_the_peak_rss_counts_beams_worker_processes():

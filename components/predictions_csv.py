@@ -12,8 +12,8 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import InferenceResult, Model, ModelBlessing
 from tfx.utils import path_utils
 
+from contract.saved_model import TOP_K
 from serving.batch_predict import INFERENCE_BATCH_SIZE, write_predictions_csv
-from trainer_module.metrics import TOP_K
 
 PREDICTIONS_FILENAME = "predictions.csv"
 

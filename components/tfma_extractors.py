@@ -37,7 +37,7 @@ from tensorflow_model_analysis.utils import util as tfma_util
 
 from components import tfma_metrics
 from components.tfma_metrics import VIDEO_SCORES_KEY
-from trainer_module.export import (
+from contract.saved_model import (
     SERIALIZED_EXAMPLES_INPUT,
     TOP_K_CLASS_IDS_OUTPUT,
     TOP_K_SCORES_OUTPUT,

@@ -23,8 +23,9 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
+from contract.saved_model import TOP_K
 from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
-from trainer_module.metrics import METRIC_NAMES, TOP_K, EvaluationMetrics, VideoScores
+from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics, VideoScores
 
 
 class _YouTube8MMetric(tfma.metrics.Metric):

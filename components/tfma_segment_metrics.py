@@ -7,8 +7,9 @@ evaluate` and the Trainer use too. Each example is one video; the model's
 per batch) and its `segment_ratings` signature, the EvalConfig's preprocessing function,
 gives their ratings as the label:
 
-    config_pb2.ModelSpec(signature_name="serving_segments", label_key="segment_ratings",
-                         preprocessing_function_names=["segment_ratings"])
+    config_pb2.ModelSpec(signature_name=SERVING_SEGMENTS_SIGNATURE,
+                         label_key=SEGMENT_RATINGS_OUTPUT,
+                         preprocessing_function_names=[SEGMENT_RATINGS_SIGNATURE])
     config_pb2.MetricConfig(class_name="SegmentMeanAveragePrecision",
                             module="components.tfma_segment_metrics",
                             config='{"max_pred": 100000}')
@@ -30,14 +31,13 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 from components.tfma_extractors import model_value
 from components.tfma_metrics import shared_accumulator_computations
-from trainer_module.segment_metrics import SegmentRanking
-from trainer_module.segments import (
+from contract.saved_model import (
     SEGMENT_IDS_OUTPUT,
-    SEGMENT_MAX_PRED,
     SEGMENT_SCORES_OUTPUT,
     SEGMENT_START_TIMES_OUTPUT,
-    segment_class_ids,
 )
+from trainer_module.segment_metrics import SegmentRanking
+from trainer_module.segments import SEGMENT_MAX_PRED, segment_class_ids
 
 SEGMENT_MAP_NAME = "segment_map"
 SEGMENT_COUNT_NAME = "segment_count"

@@ -94,7 +94,8 @@ def _check_batch_segments(path: str, batch, spec) -> None:
     real frame count."""
     import tensorflow as tf
 
-    from trainer_module.features import NUM_FRAMES_KEY, VIDEO_ID_OUTPUT
+    from contract.saved_model import VIDEO_ID_OUTPUT
+    from trainer_module.features import NUM_FRAMES_KEY
     from trainer_module.reader import parse_segment_ratings
     from trainer_module.segments import SEGMENT_CONTEXT_KEYS
 

@@ -16,9 +16,10 @@ import io
 
 import numpy as np
 
+from contract.saved_model import SCORES_OUTPUT, TOP_K
 from serving.batch_predict import INFERENCE_BATCH_SIZE
 from trainer_module.export import load_training_config
-from trainer_module.metrics import TOP_K, EvaluationMetrics, metric_titles
+from trainer_module.metrics import EvaluationMetrics, metric_titles
 
 
 class ReportAccumulator:
@@ -186,7 +187,7 @@ def score_labelled_files(model_dir: str, files: list[str],
         labels = parse_examples(records, config.feature_spec(), with_labels=True,
                                 max_frames=config.max_frames)[LABELS_KEY]
         try:
-            report.add(outputs["scores"], multi_hot(labels, config.num_classes).numpy())
+            report.add(outputs[SCORES_OUTPUT], multi_hot(labels, config.num_classes).numpy())
         except tf.errors.InvalidArgumentError:
             raise ValueError(f"a label is outside the model's {config.num_classes} classes "
                              "(2017 data has 4,716 classes, 2018 data 3,862)") from None

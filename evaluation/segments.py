@@ -18,21 +18,21 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from contract.saved_model import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_RATINGS_OUTPUT,
+    SEGMENT_RATINGS_SIGNATURE,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    SERVING_SEGMENTS_SIGNATURE,
+)
 from serving.batch_predict import INFERENCE_BATCH_SIZE, BatchPredictError, score_shards
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 from shards.files import expand_pattern, written_atomically
 from trainer_module.segment_metrics import SegmentRanking
-from trainer_module.segments import (
-    SEGMENT_IDS_OUTPUT,
-    SEGMENT_MAX_PRED,
-    SEGMENT_RATINGS_OUTPUT,
-    SEGMENT_SCORES_OUTPUT,
-    SEGMENT_START_TIMES_OUTPUT,
-    segment_class_ids,
-)
+from trainer_module.segments import SEGMENT_MAX_PRED, segment_class_ids
 
 SUBMISSION_HEADER = "Class,Segments"
-SEGMENT_SIGNATURE, RATINGS_SIGNATURE = "serving_segments", "segment_ratings"
 
 
 def score_segment_shards(model_dir: str, files: list[str], batch_size: int,
@@ -40,8 +40,8 @@ def score_segment_shards(model_dir: str, files: list[str], batch_size: int,
                          ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """(segment ids [n], scores [n, rated classes], ratings [n, rated classes] or None) of
     every batch of videos in `files`, through the model's segment signatures."""
-    signatures = (SEGMENT_SIGNATURE, RATINGS_SIGNATURE) if with_ratings else (
-        SEGMENT_SIGNATURE,)
+    signatures = ((SERVING_SEGMENTS_SIGNATURE, SEGMENT_RATINGS_SIGNATURE) if with_ratings
+                  else (SERVING_SEGMENTS_SIGNATURE,))
     for _, _, outputs in score_shards(model_dir, files, batch_size, signatures):
         present = outputs[SEGMENT_START_TIMES_OUTPUT] >= 0
         ratings = outputs[SEGMENT_RATINGS_OUTPUT][present] if with_ratings else None

@@ -17,6 +17,14 @@ from components.streaming_import import StreamingImportExampleGen
 from components.tfma_extractors import custom_extractors
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
 from components.tfma_segment_metrics import SEGMENT_METRIC_CLASSES, SegmentMeanAveragePrecision
+from contract.saved_model import (
+    SCORES_OUTPUT,
+    SEGMENT_RATINGS_OUTPUT,
+    SEGMENT_RATINGS_SIGNATURE,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_SEGMENTS_SIGNATURE,
+    TRANSFORM_FEATURES_SIGNATURE,
+)
 from data_tools.checks import SPLIT_DIRS
 from pipeline.pipeline_config import PIPELINE_NAME, PipelineConfig, beam_runs_on_one_machine
 from pipeline.sources import (
@@ -25,9 +33,7 @@ from pipeline.sources import (
     TRANSFORM_SOURCES,
     source_fingerprint,
 )
-from trainer_module.export import SCORES_OUTPUT
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
-from trainer_module.segments import SEGMENT_RATINGS_OUTPUT
 from trainer_module.transform import transform_custom_config
 
 RUN_FN = "trainer_module.train.run_fn"
@@ -73,10 +79,10 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
         slicing_specs.append(config_pb2.SlicingSpec(feature_keys=[VERTICALS_KEY]))
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
-            signature_name="serving_default",
+            signature_name=SERVING_DEFAULT_SIGNATURE,
             prediction_key=SCORES_OUTPUT,
             label_key=MULTI_HOT_LABELS_KEY,
-            preprocessing_function_names=["transform_features"],
+            preprocessing_function_names=[TRANSFORM_FEATURES_SIGNATURE],
         )],
         slicing_specs=slicing_specs,
         metrics_specs=[config_pb2.MetricsSpec(metrics=yt8m_metrics)],
@@ -95,8 +101,8 @@ def _segment_eval_config(training, overall, thresholds) -> config_pb2.EvalConfig
         for metric in SEGMENT_METRIC_CLASSES]
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
-            signature_name="serving_segments", label_key=SEGMENT_RATINGS_OUTPUT,
-            preprocessing_function_names=["segment_ratings"])],
+            signature_name=SERVING_SEGMENTS_SIGNATURE, label_key=SEGMENT_RATINGS_OUTPUT,
+            preprocessing_function_names=[SEGMENT_RATINGS_SIGNATURE])],
         slicing_specs=[overall],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
         options=config_pb2.Options(include_default_metrics=BoolValue(value=False)),

@@ -9,7 +9,8 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from trainer_module.metrics import METRIC_NAMES, TOP_K, metric_titles
+from contract.saved_model import TOP_K
+from trainer_module.metrics import METRIC_NAMES, metric_titles
 from trainer_module.segments import SEGMENT_MAX_PRED
 
 BASELINE_MODEL = "BaselineModel"  # key of the LatestPushedModel output among the artifacts
@@ -41,7 +42,8 @@ def _serving_model_dir(model_uri: str) -> str:
 
 
 def _training_history(model_uri: str) -> dict:
-    from trainer_module.export import EXTRA_ASSETS_DIR, HISTORY_FILENAME
+    from contract.saved_model import EXTRA_ASSETS_DIR
+    from trainer_module.export import HISTORY_FILENAME
 
     path = os.path.join(_serving_model_dir(model_uri), EXTRA_ASSETS_DIR, HISTORY_FILENAME)
     if not os.path.exists(path):

@@ -17,6 +17,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from contract.saved_model import (
+    SCORES_OUTPUT,
+    SERIALIZED_EXAMPLES_INPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    TOP_K,
+    TOP_K_CLASS_IDS_OUTPUT,
+    TOP_K_SCORES_OUTPUT,
+    VIDEO_ID_OUTPUT,
+    top_k,
+)
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 from shards.files import compression_of, expand_pattern, written_atomically
 from shards.tf_errors import op_error_reason
@@ -30,13 +40,6 @@ class BatchPredictError(Exception):
     """Input that cannot be scored; the message names the file."""
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the `k` highest-scoring class ids and their scores, best first; equal scores
-    in class id order, as the SavedModel's `tf.math.top_k` outputs them."""
-    class_ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return class_ids, np.take_along_axis(scores, class_ids, axis=1)
-
-
 def format_csv_row(video_id: str, class_ids, scores) -> str:
     """`id,c1 s1 c2 s2 …`; each score is the shortest text that reads back as the same float32."""
     pairs = " ".join(f"{int(c)} {str(np.float32(s))}"
@@ -45,7 +48,7 @@ def format_csv_row(video_id: str, class_ids, scores) -> str:
 
 
 def score_shards(model_dir: str, files: list[str], batch_size: int,
-                 signatures: tuple[str, ...] = ("serving_default",)
+                 signatures: tuple[str, ...] = (SERVING_DEFAULT_SIGNATURE,)
                  ) -> Iterator[tuple[object, list[str], dict[str, np.ndarray]]]:
     """(serialized records, video ids, the outputs as numpy) of every batch of `files`, in
     order: each of `signatures` run on the batch's `examples`, their outputs merged (the
@@ -65,8 +68,8 @@ def score_shards(model_dir: str, files: list[str], batch_size: int,
             for batch in records:
                 outputs = {}
                 for function in functions:
-                    outputs.update(function(examples=batch))
-                video_ids = [v.decode("utf-8") for v in outputs["video_id"].numpy()]
+                    outputs.update(function(**{SERIALIZED_EXAMPLES_INPUT: batch}))
+                video_ids = [v.decode("utf-8") for v in outputs[VIDEO_ID_OUTPUT].numpy()]
                 if "" in video_ids:
                     raise BatchPredictError(
                         f"{path}: a record has neither an 'id' (2018) nor a 'video_id' (2017) "
@@ -80,7 +83,7 @@ def score_shards(model_dir: str, files: list[str], batch_size: int,
 
 
 def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: str,
-                          top_k_classes: int = 20, batch_size: int = INFERENCE_BATCH_SIZE,
+                          top_k_classes: int = TOP_K, batch_size: int = INFERENCE_BATCH_SIZE,
                           progress: bool = True) -> int:
     """Writes the Kaggle CSV for every record matched by `input_data_pattern`; returns the
     number of videos. The file appears only when complete."""
@@ -96,12 +99,12 @@ def write_predictions_csv(model_dir: str, input_data_pattern: str, output_file: 
                                               disable=not progress, file=sys.stderr) as bar:
             out.write(CSV_HEADER + "\n")
             for _, video_ids, outputs in score_shards(model_dir, files, batch_size):
-                if top_k_classes <= outputs["top_k_class_ids"].shape[1]:
+                if top_k_classes <= outputs[TOP_K_CLASS_IDS_OUTPUT].shape[1]:
                     # The model's own top-k (same scores, computed in the graph).
-                    class_ids = outputs["top_k_class_ids"][:, :top_k_classes]
-                    top_scores = outputs["top_k_scores"][:, :top_k_classes]
+                    class_ids = outputs[TOP_K_CLASS_IDS_OUTPUT][:, :top_k_classes]
+                    top_scores = outputs[TOP_K_SCORES_OUTPUT][:, :top_k_classes]
                 else:
-                    class_ids, top_scores = top_k(outputs["scores"], top_k_classes)
+                    class_ids, top_scores = top_k(outputs[SCORES_OUTPUT], top_k_classes)
                 for row in zip(video_ids, class_ids, top_scores, strict=True):
                     out.write(format_csv_row(*row) + "\n")
                 count += len(video_ids)
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a SavedModel, or a folder of versions (the latest is used)")
     parser.add_argument("--input_data_pattern", required=True, help="glob of TFRecord shards")
     parser.add_argument("--output_file", required=True, help="the CSV to write")
-    parser.add_argument("--top_k", type=int, default=20, help="predictions per video")
+    parser.add_argument("--top_k", type=int, default=TOP_K, help="predictions per video")
     parser.add_argument("--batch_size", type=int, default=INFERENCE_BATCH_SIZE)
     args = parser.parse_args(argv)
     if args.top_k <= 0 or args.batch_size <= 0:

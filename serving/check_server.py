@@ -17,6 +17,7 @@ import urllib.error
 
 import numpy as np
 
+from contract.saved_model import SERIALIZED_EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
 from serving.client import predict, read_tfrecords
 from serving.model_dir import ModelNotFoundError, resolve_model_dir
 
@@ -28,7 +29,8 @@ def compare(url: str, model_dir: str, records: list[bytes]) -> list[str]:
     served = predict(url, records)
     model = SessionModel(model_dir)
     try:
-        expected = model.run("serving_default", {"examples": np.array(records, dtype=object)})
+        expected = model.run(SERVING_DEFAULT_SIGNATURE,
+                             {SERIALIZED_EXAMPLES_INPUT: np.array(records, dtype=object)})
     finally:
         model.close()
     differences = []

@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+from contract.saved_model import TOP_K_LABELS_OUTPUT, TOP_K_SCORES_OUTPUT, VIDEO_ID_OUTPUT
+
 
 def read_tfrecords(path: str) -> Iterator[bytes]:
     """The records of an uncompressed TFRecord file (CRCs are left to the server's parser)."""
@@ -63,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"POST {url}")
     for prediction in predictions:
-        top = zip(prediction["top_k_labels"][:args.top], prediction["top_k_scores"][:args.top],
-                  strict=True)
+        top = zip(prediction[TOP_K_LABELS_OUTPUT][:args.top],
+                  prediction[TOP_K_SCORES_OUTPUT][:args.top], strict=True)
         classes = ", ".join(f"{label} {score:.2f}" for label, score in top)
-        print(f"{prediction['video_id']}: {classes}")
+        print(f"{prediction[VIDEO_ID_OUTPUT]}: {classes}")
     return 0
 
 

@@ -20,10 +20,20 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from serving.batch_predict import CSV_HEADER, format_csv_row, top_k
+from contract.saved_model import (
+    SCORES_OUTPUT,
+    TOP_K,
+    TOP_K_CLASS_IDS_OUTPUT,
+    TOP_K_SCORES_OUTPUT,
+    VIDEO_ID_OUTPUT,
+    top_k,
+)
+from serving.batch_predict import CSV_HEADER, format_csv_row
 from shards.files import expand_pattern, written_atomically
 
-CLASS_AND_SCORE_KEYS = (("class_indexes", "predictions"), ("top_k_class_ids", "top_k_scores"))
+# The starter's inference output, then ours.
+CLASS_AND_SCORE_KEYS = (("class_indexes", "predictions"),
+                        (TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT))
 
 
 class ConversionError(Exception):
@@ -55,9 +65,9 @@ def csv_row(prediction: dict, k: int, where: str) -> str:
     """The Kaggle CSV row of one prediction with its `k` best classes."""
     if not isinstance(prediction, dict):
         raise ConversionError(f"{where}: expected a JSON object per prediction")
-    video_id = prediction.get("video_id", prediction.get("id"))
+    video_id = prediction.get(VIDEO_ID_OUTPUT, prediction.get("id"))
     if not video_id:
-        raise ConversionError(f"{where}: no 'video_id' or 'id'")
+        raise ConversionError(f"{where}: no '{VIDEO_ID_OUTPUT}' or 'id'")
     for class_key, score_key in CLASS_AND_SCORE_KEYS:
         if class_key in prediction and score_key in prediction:
             class_ids = np.asarray(prediction[class_key], np.int64)
@@ -65,16 +75,16 @@ def csv_row(prediction: dict, k: int, where: str) -> str:
             if class_ids.shape != scores.shape or class_ids.ndim != 1:
                 raise ConversionError(f"{where}: '{class_key}' and '{score_key}' must be lists "
                                       "of the same length")
-            order = np.argsort(-scores, kind="stable")[:k]
-            return format_csv_row(video_id, class_ids[order], scores[order])
-    if "scores" in prediction:
-        class_ids, scores = top_k(np.asarray([prediction["scores"]], np.float32), k)
+            order, _ = top_k(scores[None, :], k)
+            return format_csv_row(video_id, class_ids[order[0]], scores[order[0]])
+    if SCORES_OUTPUT in prediction:
+        class_ids, scores = top_k(np.asarray([prediction[SCORES_OUTPUT]], np.float32), k)
         return format_csv_row(video_id, class_ids[0], scores[0])
     raise ConversionError(f"{where}: no classes: expected class_indexes+predictions, "
-                          "top_k_class_ids+top_k_scores or scores")
+                          f"{TOP_K_CLASS_IDS_OUTPUT}+{TOP_K_SCORES_OUTPUT} or {SCORES_OUTPUT}")
 
 
-def convert(pattern: str, csv_output_file: str, k: int = 20) -> int:
+def convert(pattern: str, csv_output_file: str, k: int = TOP_K) -> int:
     """Writes the CSV (only once complete) and returns the number of rows."""
     files = expand_pattern(pattern)
     if not files:
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json_prediction_files_pattern", required=True)
     parser.add_argument("--csv_output_file", required=True)
-    parser.add_argument("--top_k", type=int, default=20)
+    parser.add_argument("--top_k", type=int, default=TOP_K)
     args = parser.parse_args(argv)
     try:
         count = convert(args.json_prediction_files_pattern, args.csv_output_file, args.top_k)

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 
+from contract.saved_model import is_saved_model
+
 
 class ModelNotFoundError(Exception):
     """No servable SavedModel where the user pointed."""
-
-
-def is_saved_model(path: str) -> bool:
-    from tensorflow.io import gfile  # here: the CLIs answer --help and bad flags without TF
-
-    return gfile.exists(os.path.join(path, "saved_model.pb"))
 
 
 def available_versions(base_path: str) -> dict[int, str]:

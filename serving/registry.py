@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 from tensorflow.core.protobuf import error_codes_pb2
 
+from contract.saved_model import SAVED_MODEL_FILENAME
 from serving.errors import ServingError
 from serving.model_dir import available_versions
 from serving.session_model import SessionModel
@@ -160,6 +161,6 @@ class ModelRegistry:
 
 def _fingerprint(path: str) -> tuple:
     """What changes when a version's files are (re)written."""
-    names = ("saved_model.pb", "variables/variables.index")
+    names = (SAVED_MODEL_FILENAME, "variables/variables.index")
     return tuple(os.stat(os.path.join(path, n)).st_mtime_ns
                  if os.path.exists(os.path.join(path, n)) else None for n in names)

@@ -34,6 +34,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 
+from contract.saved_model import SERVING_DEFAULT_SIGNATURE
 from serving import json_examples, json_parse, json_requests, json_responses
 from serving.errors import ServingError
 from serving.registry import ModelRegistry, Servable
@@ -43,7 +44,7 @@ from shards.tf_errors import op_error_reason
 DEFAULT_MODEL_NAME = "yt8m"
 DEFAULT_PORT = 8501
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = SERVING_DEFAULT_SIGNATURE  # TF Serving's default too
 MAX_VERSION = 2**63 - 1
 # `kPredictionApiGegex` and `kModelStatusApiRegex` (http_rest_api_util.cc); only paths under
 # /v1/ reach the handler (`kHTTPRestApiHandlerPathRegex`).

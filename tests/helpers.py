@@ -8,13 +8,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from contract.saved_model import SCORES_OUTPUT, TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT
 from serving.session_model import SessionModel
-from trainer_module.export import (
-    SCORES_OUTPUT,
-    TOP_K_CLASS_IDS_OUTPUT,
-    TOP_K_SCORES_OUTPUT,
-    signature_variables,
-)
+from trainer_module.export import signature_variables
 
 # The C++ session runs each signature as one graph, optimised as a whole by Grappler, so
 # float outputs may differ from the Python call in the last bits once the input

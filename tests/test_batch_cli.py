@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract.saved_model import top_k
 from evaluation.offline_eval import evaluate_saved_model
 from evaluation.offline_eval import main as evaluate_main
 from serving.batch_predict import main as predict_main
-from serving.batch_predict import top_k
 from serving.json_to_csv import main as json_to_csv_main
 from tests.helpers import random_rows, write_frame_examples, write_video_examples
 from trainer_module.features import FeatureSpec

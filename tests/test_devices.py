@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract.saved_model import EXTRA_ASSETS_DIR
 from tests.conftest import PROJECT_ROOT, SAMPLE
 from tests.helpers import saved_model_cli_outputs
 from trainer_module.distribution import DeviceError, with_starter_towers
-from trainer_module.export import EXTRA_ASSETS_DIR, HISTORY_FILENAME
+from trainer_module.export import HISTORY_FILENAME
 from trainer_module.reader import list_files
 from trainer_module.train import train_and_export
 from trainer_module.training_config import TrainingConfig

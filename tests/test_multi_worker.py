@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract.saved_model import EXTRA_ASSETS_DIR
 from tests.helpers import random_rows, write_video_examples
-from trainer_module.export import EXTRA_ASSETS_DIR, HISTORY_FILENAME
+from trainer_module.export import HISTORY_FILENAME
 from trainer_module.local_cluster import train_on_local_workers
 
 TIMEOUT_SECONDS = 300  # each run; the workers are stopped past it

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract.saved_model import UNRATED
 from data_tools import make_segment_data
 from data_tools.validate_data import main as validate_data_main
 from evaluation.offline_eval import evaluate_segments as evaluate_segments_cli
@@ -28,7 +29,6 @@ from trainer_module.segments import (
     SEGMENT_LABELS_KEY,
     SEGMENT_SCORES_KEY,
     SEGMENT_START_TIMES_KEY,
-    UNRATED,
     all_segments,
     rated_segments,
     segment_class_ids,

@@ -11,9 +11,9 @@ from tensorflow_model_analysis.utils import util as tfma_util
 
 from components.tfma_extractors import keeps_batches, slice_groups_extractor
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision, VideoCount
+from contract.saved_model import SCORES_OUTPUT, TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT
 from pipeline.pipeline import make_eval_config
 from pipeline.pipeline_config import PipelineConfig
-from trainer_module.export import SCORES_OUTPUT, TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT
 from trainer_module.metrics import evaluate
 
 NUM_CLASSES, TOP_K, MODELS, GENRES = 50, 5, ("candidate", "baseline"), (b"a", b"b", b"c")

@@ -1,19 +1,5 @@
-"""SavedModel export: the serving contract shared by TFMA, batch inference and TF Serving.
-
-Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes as
-`top_k_class_ids`, `top_k_scores` and `top_k_labels`, their names in the vocabulary):
-- `serving_default`: `examples`, a batch of serialized tf.Examples (video level) or
-  tf.SequenceExamples (frame level); b64 in REST requests. Also returns `video_id`, each
-  example's 2018 `id` or 2017 `video_id` ("" if it has neither).
-- `predict_features`: video level only, the raw float features by name (JSON-friendly).
-- `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
-  (the Evaluator's preprocessing function; present when a Transform graph is given).
-- `serving_segments` (frame-level models of the 2018 classes): `examples`, serialized
-  SequenceExamples → every 5-second segment of each (trainer_module.segments) as
-  `segment_ids` (`<video id>:<start>`), `segment_start_times` [videos, segments] and
-  `segment_scores` [videos, segments, 1000]: the classes of `segment_label_ids.csv`, ascending.
-- `segment_ratings`: the same segments' rated scores (-1: unrated), from segment-rated
-  examples (the Evaluator's label for segment MAP).
+"""SavedModel export: writes the signatures of the serving contract (contract.saved_model,
+where each is described) for `model` and the Transform layer.
 
 The SavedModel holds the serving graph and the variables its signatures read, nothing else:
 no optimizer slots, EMA copies or seed states (checkpoints keep those for resuming). Its root
@@ -33,14 +19,28 @@ import os
 import keras
 import tensorflow as tf
 
-from trainer_module.features import LABELS_KEY, NUM_FRAMES_KEY, VIDEO_ID_OUTPUT
-from trainer_module.reader import model_input_names, parse_examples, parse_segment_ratings
-from trainer_module.segments import (
+from contract.saved_model import (
+    EXTRA_ASSETS_DIR,
+    PREDICT_FEATURES_SIGNATURE,
+    SCORES_OUTPUT,
     SEGMENT_IDS_OUTPUT,
     SEGMENT_RATINGS_OUTPUT,
+    SEGMENT_RATINGS_SIGNATURE,
     SEGMENT_SCORES_OUTPUT,
     SEGMENT_START_TIMES_OUTPUT,
+    SERIALIZED_EXAMPLES_INPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_SEGMENTS_SIGNATURE,
+    TOP_K_CLASS_IDS_OUTPUT,
+    TOP_K_LABELS_OUTPUT,
+    TOP_K_SCORES_OUTPUT,
+    TRANSFORM_FEATURES_SIGNATURE,
     UNRATED,
+    VIDEO_ID_OUTPUT,
+)
+from trainer_module.features import LABELS_KEY, NUM_FRAMES_KEY
+from trainer_module.reader import model_input_names, parse_examples, parse_segment_ratings
+from trainer_module.segments import (
     by_video,
     class_columns,
     score_segments,
@@ -51,19 +51,11 @@ from trainer_module.segments import (
 from trainer_module.training_config import CONFIG_FILENAME, TrainingConfig
 from trainer_module.vocabulary import label_names
 
-# TF Serving ignores assets.extra/, so metadata written there travels with the model safely.
-EXTRA_ASSETS_DIR = "assets.extra"
 HISTORY_FILENAME = "training_history.json"
 # The root attribute holding the trained model's weights in `model.weights` order: warm
 # starts read them by these checkpoint keys (`trained_weights/<i>/.ATTRIBUTES/…`).
 TRAINED_WEIGHTS = "trained_weights"
-# The input of the signatures that take serialized tf.Examples / SequenceExamples.
-SERIALIZED_EXAMPLES_INPUT = "examples"
 SERIALIZED_EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=SERIALIZED_EXAMPLES_INPUT)
-# Outputs every signature returns: all scores [batch, num_classes], and the top k ranked
-# (descending; equal scores, lower class first) as class ids and scores [batch, k].
-SCORES_OUTPUT = "scores"
-TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT = "top_k_class_ids", "top_k_scores"
 
 
 def export_serving_model(model: keras.Model, config: TrainingConfig, export_dir: str,
@@ -117,7 +109,8 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
         scores = model(inputs, training=False)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
         return {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: top.indices,
-                TOP_K_SCORES_OUTPUT: top.values, "top_k_labels": tf.gather(names, top.indices)}
+                TOP_K_SCORES_OUTPUT: top.values,
+                TOP_K_LABELS_OUTPUT: tf.gather(names, top.indices)}
 
     @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
     def serve_examples(examples):
@@ -129,14 +122,14 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
             features = tft_layer(features)
         return {**predict(features), VIDEO_ID_OUTPUT: video_ids}
 
-    signatures = {"serving_default": serve_examples.get_concrete_function()}
+    signatures = {SERVING_DEFAULT_SIGNATURE: serve_examples.get_concrete_function()}
     if not spec.is_frame_level:
         @tf.function(input_signature=[
             tf.TensorSpec([None, size], tf.float32, name=name) for name, size in spec.items()])
         def predict_features(*features):
             return predict(dict(zip(spec.names, features, strict=True)))
 
-        signatures["predict_features"] = predict_features.get_concrete_function()
+        signatures[PREDICT_FEATURES_SIGNATURE] = predict_features.get_concrete_function()
     if tft_layer is not None:
         @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
         def transform_features(examples):
@@ -146,7 +139,8 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
                 raw = {LABELS_KEY: raw[LABELS_KEY]}
             return tft_layer(raw)
 
-        signatures["transform_features"] = transform_features.get_concrete_function()
+        signatures[TRANSFORM_FEATURES_SIGNATURE] = (
+            transform_features.get_concrete_function())
     if spec.is_frame_level and config.num_classes > max(segment_class_ids()):
         signatures.update(_segment_signatures(model, config))
     return signatures
@@ -186,8 +180,8 @@ def _segment_signatures(model: keras.Model, config: TrainingConfig) -> dict:
         return {SEGMENT_RATINGS_OUTPUT: by_video(ratings, *keys, tf.size(examples), size,
                                                  UNRATED)}
 
-    return {"serving_segments": serve_segments.get_concrete_function(),
-            "segment_ratings": rate_segments.get_concrete_function()}
+    return {SERVING_SEGMENTS_SIGNATURE: serve_segments.get_concrete_function(),
+            SEGMENT_RATINGS_SIGNATURE: rate_segments.get_concrete_function()}
 
 
 def load_training_config(model_dir: str) -> TrainingConfig:

@@ -14,7 +14,6 @@ LABELS_KEY = "labels"
 MULTI_HOT_LABELS_KEY = "labels_multi_hot"
 VERTICALS_KEY = "vertical1"  # Transform output: the top-level verticals of the labels
 VIDEO_ID_KEYS = tuple(GENERATIONS)
-VIDEO_ID_OUTPUT = "video_id"  # the one name models and predictions use for either
 
 VIDEO_LEVEL_FEATURES = {"mean_rgb": 1024, "mean_audio": 128}
 FRAME_LEVEL_FEATURES = {"rgb": 1024, "audio": 128}

@@ -17,8 +17,10 @@ import dataclasses
 
 import numpy as np
 
+from contract.saved_model import TOP_K
+from contract.saved_model import top_k as top_k_classes
+
 METRIC_NAMES = ("gap", "map", "hit_at_one", "perr")
-TOP_K = 20  # GAP@20, the Kaggle metric; every top-k default derives from it
 
 
 def metric_titles(top_k: int = TOP_K) -> dict[str, str]:
@@ -51,7 +53,7 @@ class VideoScores:
         _refuse_nan(predictions)
         top_k = min(top_k, predictions.shape[1])
         rows = np.arange(len(predictions))[:, None]
-        top = _top_k_classes(predictions, top_k)
+        top, _ = top_k_classes(predictions, top_k)
         num_labels = labels.sum(axis=1)
         return cls(
             top_class_ids=top.astype(np.int32), top_scores=predictions[rows, top],
@@ -232,19 +234,6 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) 
     hits_so_far = np.cumsum(ranked_hits)
     ranks = np.arange(1, len(ranked_hits) + 1)
     return float(np.sum(hits_so_far[ranked_hits] / ranks[ranked_hits]) / num_positives)
-
-
-def _top_k_classes(predictions: np.ndarray, top_k: int) -> np.ndarray:
-    """[videos, top_k] class ids of the k highest scores, unordered; of equal scores the lower
-    classes, as `tf.math.top_k` (the exported signature's `top_k_*` outputs) chooses them, so
-    that scoring all classes and scoring the signature's top k agree even on ties."""
-    kth = -np.partition(-predictions, top_k - 1, axis=1)[:, top_k - 1:top_k]
-    above = predictions > kth
-    tied = predictions == kth
-    # Of the classes tied with the k-th score, the lowest ones fill the places left.
-    places_left = top_k - above.sum(axis=1, keepdims=True)
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= places_left))
-    return np.nonzero(chosen)[1].reshape(len(predictions), top_k)
 
 
 def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray,

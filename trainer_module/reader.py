@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from contract.saved_model import VIDEO_ID_OUTPUT
 from shards.files import compression_of, expand_pattern
 from trainer_module.features import (
     DEFAULT_MAX_FRAMES,
     LABELS_KEY,
     NUM_FRAMES_KEY,
     VIDEO_ID_KEYS,
-    VIDEO_ID_OUTPUT,
     FeatureSpec,
     multi_hot,
 )

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from trainer_module.segments import SEGMENT_MAX_PRED, UNRATED
+from contract.saved_model import UNRATED
+from trainer_module.segments import SEGMENT_MAX_PRED
 
 
 class _ClassTop:

@@ -24,6 +24,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from contract.saved_model import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    UNRATED,
+)
 from trainer_module.features import NUM_FRAMES_KEY, FeatureSpec
 
 SEGMENT_LABELS_KEY = "segment_labels"
@@ -125,14 +131,6 @@ def class_columns(num_classes: int) -> np.ndarray:
     return ids
 
 
-# Outputs of the segment signatures (trainer_module.export), per video [videos, segments, …]
-# with segments in start-time order; a video with fewer segments than the longest is padded
-# (start time -1, id "", scores 0, ratings UNRATED).
-SEGMENT_IDS_OUTPUT = "segment_ids"
-SEGMENT_START_TIMES_OUTPUT = "segment_start_times"
-SEGMENT_SCORES_OUTPUT = "segment_scores"  # the rated classes', in segment_class_ids() order
-SEGMENT_RATINGS_OUTPUT = "segment_ratings"
-UNRATED = -1.0  # the rating of a (segment, class) nobody rated; ratings are in [0, 1]
 
 
 def score_segments(model, parsed: dict[str, tf.Tensor], spec: FeatureSpec,

@@ -10,9 +10,15 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from contract.saved_model import (
+    SEGMENT_IDS_OUTPUT,
+    SEGMENT_SCORES_OUTPUT,
+    SEGMENT_START_TIMES_OUTPUT,
+    VIDEO_ID_OUTPUT,
+    is_saved_model,
+)
 from trainer_module import checkpoints, distribution
 from trainer_module.export import export_serving_model
-from trainer_module.features import VIDEO_ID_OUTPUT
 from trainer_module.losses import get_loss
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model, mixed_precision_policy, model_hyperparameters
@@ -20,14 +26,7 @@ from trainer_module.neighbours import blend_with_neighbours
 from trainer_module.optimizers import ClippedAdam
 from trainer_module.reader import make_dataset, segment_video_batches
 from trainer_module.segment_metrics import SegmentRanking
-from trainer_module.segments import (
-    SEGMENT_IDS_OUTPUT,
-    SEGMENT_SCORES_OUTPUT,
-    SEGMENT_START_TIMES_OUTPUT,
-    class_columns,
-    score_segments,
-    segment_ratings,
-)
+from trainer_module.segments import class_columns, score_segments, segment_ratings
 from trainer_module.training_config import TrainingConfig
 from trainer_module.validation import KeepBestOnValidation
 
@@ -241,6 +240,6 @@ def run_fn(fn_args) -> None:
         log_dir=fn_args.model_run_dir,
         tft_layer=tft_layer,
         # The model in production, if one was pushed yet (its folder is empty otherwise).
-        warm_start_from=fn_args.base_model if fn_args.base_model and tf.io.gfile.exists(
-            os.path.join(fn_args.base_model, "saved_model.pb")) else None,
+        warm_start_from=fn_args.base_model if fn_args.base_model and is_saved_model(
+            fn_args.base_model) else None,
     )

@@ -10,8 +10,8 @@ import dataclasses
 import json
 from typing import Any
 
+from contract.saved_model import TOP_K
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
-from trainer_module.metrics import TOP_K
 from trainer_module.segments import SEGMENT_MAX_PRED, SEGMENT_SIZE
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models

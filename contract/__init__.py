@@ -1,0 +1,1 @@
+"""What every package may import: the exported SavedModel's contract (contract.saved_model)."""

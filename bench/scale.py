@@ -21,6 +21,7 @@ import time
 import zlib
 
 from bench.pipelines import BATCH_SIZE, log, run_pipeline
+from contract.saved_model import SERVING_DEFAULT_SIGNATURE
 
 BASE_TRAIN_VIDEOS = 1024  # 1×; 128× is 131,072 videos, ~0.6 GB
 TRAIN_SHARD_VIDEOS = 512
@@ -78,7 +79,7 @@ def scoring_rate(model_dir: str, files: list[str]) -> float:
     """Videos/s of the pushed model's serving signature on serialized records, in process."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    serve = tf.saved_model.load(model_dir).signatures[SERVING_DEFAULT_SIGNATURE]
     batches = list(tf.data.TFRecordDataset(files).batch(BATCH_SIZE))
     serve(examples=batches[0])  # trace and warm up
     start, videos = time.perf_counter(), 0

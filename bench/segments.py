@@ -17,6 +17,7 @@ import sys
 import time
 
 from bench.pipelines import log
+from contract.saved_model import SERVING_SEGMENTS_SIGNATURE
 
 MEMORY_K = 1_000  # below the 1x input's segments per class (~47 k), so that K binds at 1x
 COPIES = 10
@@ -73,7 +74,7 @@ def bench_segments(workdir: str, frames_root: str) -> list[dict]:
     write_submission(ranking, f"{workdir}/segments.csv")
     submission_rate = ranking.num_segments / (time.perf_counter() - start)
 
-    serve = tf.saved_model.load(model_dir).signatures["serving_segments"]
+    serve = tf.saved_model.load(model_dir).signatures[SERVING_SEGMENTS_SIGNATURE]
     batches = list(tf.data.TFRecordDataset(sorted(glob.glob(pattern))).batch(256))
     serve(examples=batches[0])
     start = time.perf_counter()

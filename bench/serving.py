@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from bench.pipelines import BATCH_SIZE, PROJECT_ROOT, SAMPLE, log
+from contract.saved_model import PREDICT_FEATURES_SIGNATURE, SERVING_DEFAULT_SIGNATURE
 
 
 def bench_inference(model_dir: str) -> list[dict]:
@@ -31,7 +32,7 @@ def bench_inference(model_dir: str) -> list[dict]:
         start = time.perf_counter()
         count = write_predictions_csv(model_dir, pattern, f"{tmp}/p.csv", progress=False)
         csv_rate = count / (time.perf_counter() - start)
-    predict = tf.saved_model.load(model_dir).signatures["predict_features"]
+    predict = tf.saved_model.load(model_dir).signatures[PREDICT_FEATURES_SIGNATURE]
     batches = list(make_dataset(pattern, FeatureSpec.of(VIDEO_LEVEL_FEATURES), 3862, BATCH_SIZE,
                                 with_labels=False))
     predict(**batches[0])
@@ -71,7 +72,7 @@ def bench_serving(base_path: str, requests: dict[int, int]) -> list[dict]:
         stderr=subprocess.DEVNULL)
     records = [r.numpy() for r in tf.data.TFRecordDataset(
         sorted(glob.glob(f"{SAMPLE}/validate/*.tfrecord"))).take(64)]
-    serve = tf.saved_model.load(resolve_model_dir(base_path)).signatures["serving_default"]
+    serve = tf.saved_model.load(resolve_model_dir(base_path)).signatures[SERVING_DEFAULT_SIGNATURE]
     rows = []
     try:
         connection = _wait_for_server(port)

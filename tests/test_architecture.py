@@ -92,3 +92,77 @@ def test_modules_stay_short_unless_their_docstring_says_why():
         if lines > MAX_LINES and "one module because" not in docstring:
             long.append(f"{name}: {lines} lines")
     assert not long, long
+
+
+# Strings equal to a contract name that mean something else where they are written.
+NOT_THE_CONTRACT = {
+    ("trainer_module/segment_metrics.py", "scores"): "a __slots__ attribute",
+    ("trainer_module/features.py", "video_id"): "the 2017 data's id feature",
+    ("trainer_module/segments.py", "segment_start_times"): "the 2019 data's context feature",
+    ("trainer_module/segments.py", "segment_scores"): "the 2019 data's context feature",
+    ("evaluation/offline_eval.py", "examples"): "a printed row title",
+    ("pipeline/summary.py", "examples"): "a printed row title",
+    ("pipeline/pipeline.py", "examples"): "TFX's ExampleGen output channel",
+    ("serving/json_examples.py", "examples"): "TF Serving's classify/regress request key",
+    ("serving/json_responses.py", "scores"): "TF Serving's classification output",
+    ("serving/server.py", "scores"): "TF Serving's classification output",
+    ("bench/evaluator.py", "examples"): "TFX's ExampleGen output channel",
+    ("bench/run.py", "examples"): "a result field",
+    ("bench/scale.py", "examples"): "a result field",
+    ("bench/full.py", "examples"): "a folder's name",
+}
+
+
+def _string_constants(path: pathlib.Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node
+
+
+def test_every_contract_name_is_written_in_the_contract_only():
+    """Each signature, input and output name is a literal in contract/saved_model.py and
+    nowhere else in the packages (issue #34); the rest import it."""
+    from contract import saved_model
+
+    names = {value for key, value in vars(saved_model).items()
+             if key.endswith(("_SIGNATURE", "_INPUT", "_OUTPUT")) and isinstance(value, str)}
+    assert len(names) >= 14
+    restated = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            where = str(path.relative_to(ROOT))
+            if where == "contract/saved_model.py":
+                continue
+            restated += [f"{where}:{node.lineno} {node.value!r}"
+                         for node in _string_constants(path)
+                         if node.value in names and (where, node.value) not in NOT_THE_CONTRACT]
+    assert not restated, "write these as contract.saved_model's names: " + ", ".join(restated)
+
+
+def _top_k_defaults(tree: ast.AST):
+    """(line, name) of each parameter or argparse flag about top k with a number default."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arguments):
+            named = node.posonlyargs + node.args + node.kwonlyargs
+            defaults = [None] * (len(node.posonlyargs + node.args) - len(node.defaults))
+            for arg, default in zip(named, defaults + node.defaults + node.kw_defaults,
+                                    strict=True):
+                if "top" in arg.arg and isinstance(default, ast.Constant):
+                    yield arg.lineno, arg.arg, default.value
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and "top" in str(node.args[0].value)):
+            for keyword in node.keywords:
+                if keyword.arg == "default" and isinstance(keyword.value, ast.Constant):
+                    yield node.lineno, node.args[0].value, keyword.value.value
+
+
+def test_no_top_k_default_restates_top_k():
+    """TOP_K's value is written once: no parameter or flag about top k defaults to that
+    number written again."""
+    from contract.saved_model import TOP_K
+
+    restated = [f"{path.relative_to(ROOT)}:{line} {name}"
+                for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+                for line, name, value in _top_k_defaults(ast.parse(path.read_text()))
+                if value == TOP_K and path.name != "saved_model.py"]
+    assert not restated, f"default to contract.saved_model.TOP_K: {restated}"

@@ -1,5 +1,6 @@
-"""Command-line flags shared by the local and Kubeflow runners: the starter code's model and
-training flags, and the blessing rule, turned into a TrainingConfig."""
+"""Command-line flags shared by the local and Kubeflow runners: where the data and the
+outputs are, the starter code's model and training flags, and the blessing rule, turned into
+a TrainingConfig."""
 
 from __future__ import annotations
 
@@ -102,6 +103,33 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="start from the weights of the last blessed model (same "
                             "architecture), when no checkpoint is resumed")
 
+
+
+def add_run_flags(parser: argparse.ArgumentParser, data_root: str | None = None,
+                  pipeline_root: str | None = None,
+                  serving_model_dir: str | None = None) -> argparse._ArgumentGroup:
+    """The data and output flags of both runners, returned as their group for the runner's
+    own. A `data_root` or `pipeline_root` of None makes that flag required (Kubeflow);
+    `serving_model_dir` None means <pipeline_root>/serving_model."""
+    run = parser.add_argument_group("pipeline")
+    run.add_argument("--data_root", default=data_root, required=data_root is None,
+                     help="folder with train/ and validate/ shards, or with the official "
+                          "download's train*.tfrecord and validate*.tfrecord; gs://, s3:// "
+                          "for Kubeflow (default: %(default)s)")
+    run.add_argument("--pipeline_root", default=pipeline_root, required=pipeline_root is None,
+                     help="the components' outputs; for Kubeflow gs://, s3:// or a path the "
+                          "pods share (default: %(default)s)")
+    run.add_argument("--serving_model_dir", default=serving_model_dir,
+                     help="the Pusher's destination, TF Serving's base path (default: "
+                          f"{serving_model_dir or '<pipeline_root>/serving_model'})")
+    run.add_argument("--predict_data_pattern",
+                     help="also write a predictions CSV of the blessed model for these shards "
+                          "(e.g. the unlabelled test partition)")
+    run.add_argument("--import_examples", action="store_true",
+                     help="use the shards in place as the Examples artifact (data_root must "
+                          "hold Split-train/ and Split-validate/) instead of copying them")
+    run.add_argument("--no_cache", action="store_true", help="rerun every component")
+    return run
 
 
 def add_blessing_flags(parser: argparse.ArgumentParser) -> None:

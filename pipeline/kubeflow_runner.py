@@ -21,6 +21,7 @@ import sys
 from data_tools.checks import PreflightError
 from pipeline.flags import (
     add_blessing_flags,
+    add_run_flags,
     add_training_flags,
     parse_args_with_preset,
     pipeline_config_of,
@@ -107,17 +108,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     where.add_argument("--gpu_image",
                        help="the Trainer's image when --trainer_gpus: the same project on the "
                             "CUDA environment (make image-cuda; default: <image>-cuda)")
-    where.add_argument("--pipeline_root", required=True,
-                       help="outputs (gs://, s3://, or a path the pods share); a different "
-                            "root may be given at submission")
-    where.add_argument("--data_root", required=True,
-                       help="folder with train/ and validate/ shards, e.g. gs://…/2018/video")
-    where.add_argument("--serving_model_dir",
-                       help="the Pusher's destination (default: <pipeline_root>/serving_model)")
-    where.add_argument("--predict_data_pattern", help="shards for the BatchPredict step")
-    where.add_argument("--import_examples", action="store_true",
-                       help="use the shards in place (data_root/Split-train, Split-validate) "
-                            "instead of ImportExampleGen's copy")
+    add_run_flags(compile_)
     where.add_argument("--beam_runner", choices=sorted(BEAM_RUNNERS), default="direct")
     where.add_argument("--beam_arg", action="append", default=[],
                        help="an extra Beam argument (repeatable), e.g. --beam_arg=--project=P")
@@ -132,7 +123,6 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                        help="each worker's Vertex machine type")
     where.add_argument("--gpu_type", default="nvidia.com/gpu",
                        help="accelerator type of the Trainer's GPUs")
-    where.add_argument("--no_cache", action="store_true")
     where.add_argument("--output", default=DEFAULT_PACKAGE, help="the .yaml to write")
     add_training_flags(compile_)
     add_blessing_flags(compile_)

@@ -25,6 +25,7 @@ from data_tools.checks import (
 )
 from pipeline.flags import (
     add_blessing_flags,
+    add_run_flags,
     add_training_flags,
     parse_args_with_preset,
     pipeline_config_of,
@@ -55,27 +56,14 @@ def split_patterns(train_glob: str, eval_glob: str) -> tuple[str, str, str]:
 def build_parser() -> argparse.ArgumentParser:
     defaults = PipelineConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    data = parser.add_argument_group("data")
-    data.add_argument("--data_root", default=SAMPLE_DATA_ROOT,
-                      help="folder with train/ and validate/ shards, or with the official "
-                      "download's train*.tfrecord and validate*.tfrecord (default: bundled sample)")
-    data.add_argument("--train_data_pattern",
-                      help=f"glob of training shards (default: <data_root>/{TRAIN_PATTERN})")
-    data.add_argument("--eval_data_pattern",
-                      help=f"glob of validation shards (default: <data_root>/{EVAL_PATTERN})")
-    add_training_flags(parser)
-    run = parser.add_argument_group("pipeline")
-    run.add_argument("--pipeline_root", default=defaults.pipeline_root)
-    run.add_argument("--serving_model_dir", default=defaults.serving_model_dir)
+    run = add_run_flags(parser, SAMPLE_DATA_ROOT, defaults.pipeline_root,
+                        defaults.serving_model_dir)
+    run.add_argument("--train_data_pattern",
+                     help=f"glob of training shards (default: <data_root>/{TRAIN_PATTERN})")
+    run.add_argument("--eval_data_pattern",
+                     help=f"glob of validation shards (default: <data_root>/{EVAL_PATTERN})")
     run.add_argument("--metadata_path", default=None,
                      help="ML Metadata SQLite file (default: <pipeline_root>/metadata.sqlite)")
-    add_blessing_flags(parser)
-    run.add_argument("--predict_data_pattern",
-                     help="also write a predictions CSV of the blessed model for these shards "
-                          "(e.g. the unlabelled test partition)")
-    run.add_argument("--import_examples", action="store_true",
-                     help="use the shards in place as the Examples artifact (data_root must "
-                          "hold Split-train/ and Split-validate/) instead of copying them")
     run.add_argument("--tune", type=int, default=0, metavar="TRIALS",
                      help="add a Tuner step: random search of this many trials (learning "
                           "rate, regularization, MoE experts), each --train_steps long; the "
@@ -84,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Beam DirectRunner worker processes for the data components; 0 runs "
                           "them in this process (default below "
                           f"{MULTI_PROCESSING_MIN_BYTES / 1e9:g} GB of shards, one per CPU above)")
-    run.add_argument("--no_cache", action="store_true", help="rerun every component")
     run.add_argument("--verbose", action="store_true",
                      help="show every TFX/Beam log line, not only component progress")
+    add_training_flags(parser)
+    add_blessing_flags(parser)
     return parser
 
 

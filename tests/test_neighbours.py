@@ -13,7 +13,8 @@ from tests.helpers import (
 from trainer_module.checkpoints import warm_start
 from trainer_module.metrics import EvaluationMetrics
 from trainer_module.models import build_model
-from trainer_module.neighbours import NeighbourVotes
+from trainer_module.neighbours import NeighbourVotes, blend_with_neighbours
+from trainer_module.reader import make_dataset
 from trainer_module.train import train_and_export
 from trainer_module.training_config import TrainingConfig
 
@@ -87,8 +88,16 @@ def test_the_blend_is_exported_served_and_warm_starts_the_trained_model(tmp_path
     for row, video in enumerate(rows[:3]):
         assert set(np.argsort(-train_scores[row])[:len(video["labels"])]) == set(video["labels"])
 
+    # The export warm-starts the trained model, not the blend: blended again with the same
+    # training videos, the warm-started model serves what was served.
     model = build_model("MlpModel", config.feature_spec(), config.num_classes, mlp_hidden_size=16)
-    warm_start(model, str(tmp_path / "model"))  # the trained model, not the blend
+    features = next(iter(make_dataset(evaluation, config.feature_spec(), config.num_classes,
+                                      batch_size=16, with_labels=False)))
+    fresh = blend_with_neighbours(model, [train], config)(features, training=False).numpy()
+    assert not np.allclose(fresh, scores, atol=1e-3)
+    warm_start(model, str(tmp_path / "model"))
+    blended = blend_with_neighbours(model, [train], config)(features, training=False)
+    np.testing.assert_allclose(blended.numpy(), scores, atol=1e-5)
 
 
 def test_the_summary_says_the_training_gap_comes_before_the_blend():

@@ -265,12 +265,15 @@ def test_an_interrupted_run_resumes_from_cache_and_checkpoint(tmp_path, tiny_dat
             "--train_dir", str(train_dir)]
     process = subprocess.Popen([sys.executable, "-m", "pipeline.run_local", *argv],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A checkpoint is whole once the `checkpoint` state file names it: tf.train's
+    # CheckpointManager writes it after the ckpt-N files, and restoring reads it.
+    state = train_dir / "checkpoint"
     deadline = time.time() + 300
-    while not list(train_dir.glob("ckpt-*.index")) and time.time() < deadline:
+    while not (state.exists() and "ckpt-" in state.read_text()) and time.time() < deadline:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)  # as abrupt as a power cut
     process.wait()
-    assert list(train_dir.glob("ckpt-*.index")), "training never reached a checkpoint"
+    assert state.exists(), "training never wrote a checkpoint"
     assert not (tmp_path / "serving").exists()
 
     assert main(argv) == 0

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from serving.json_requests import MAX_JSON_DEPTH
 from tests.helpers import post, rest_client, save_tf1_model
 
 NAME = "conformance"
@@ -223,7 +224,10 @@ def test_malformed_predict_requests_are_400(client, body, message):
     ("", "JSON Parse error: The document is empty"),
     ("instances = [1, 2]", "JSON Parse error"),
     ("[1, 2]", "Is not object"),
-    ('{"instances": ' + "[" * 600 + "]" * 600 + "}", "Error"),
+    # Parsable (rapidjson and MAX_PARSE_DEPTH take it), but deeper than any tensor.
+    ('{"instances": ' + "[" * 600 + "]" * 600 + "}",
+     f"Failed to process element: 0 of 'instances' list. Error: JSON Value: nested deeper "
+     f"than {MAX_JSON_DEPTH} lists"),
     ("[" * 100_000, "JSON Parse error"),
     ('{"instances": [[NaN, 1]], "x": ' + "[" * 5000 + "]" * 5000 + "}", "JSON Parse error"),
 ])
@@ -362,8 +366,11 @@ def test_paths_methods_and_codes(client, method, path, code, message):
 
 
 def test_cors_preflight_with_an_origin_is_ok(client):
+    # http_server.cc ProcessRequest: an OPTIONS with an http(s) Origin is answered OK, with
+    # no body, and is not taken for a request.
     response = client.options(PREDICT, headers={"Origin": "https://example.com"})
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.data == b""
+    assert answer(client, PREDICT, {"instances": [[1, 1]]})[0] == 200
 
 
 def test_json_errors_use_tf_servings_codes_and_serving_continues(client):

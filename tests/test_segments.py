@@ -21,8 +21,15 @@ from evaluation.segments import main as segments_main
 from pipeline.run_local import main as run_local_main
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import FLOAT_ATOL, FLOAT_RTOL, post, rest_client, saved_model_cli_outputs
-from trainer_module.features import FRAME_LEVEL_FEATURES, NUM_FRAMES_KEY, FeatureSpec
+from trainer_module.export import TRAINED_WEIGHTS
+from trainer_module.features import (
+    FRAME_LEVEL_FEATURES,
+    NUM_CLASSES_2018,
+    NUM_FRAMES_KEY,
+    FeatureSpec,
+)
 from trainer_module.losses import CrossEntropyLoss, HingeLoss, get_loss
+from trainer_module.models import build_model
 from trainer_module.reader import parse_frame_examples, segment_targets
 from trainer_module.segment_metrics import SegmentRanking
 from trainer_module.segments import (
@@ -283,9 +290,25 @@ def segment_model(segment_root, tmp_path_factory) -> str:
 
 
 def test_segment_training_warm_starts_from_a_video_level_frame_model(segment_model):
+    """Fine-tuned for 5 steps, the segment model's weights stay near the video-level model's
+    it started from, much nearer than a fresh model's are."""
     with open(os.path.join(segment_model, "assets.extra", "training_history.json")) as f:
         history = json.load(f)
-    assert history["warm_started_from"].endswith("video_level")
+    video_level = history["warm_started_from"]
+    assert video_level.endswith("video_level")
+
+    def weights(model_dir):
+        reader = tf.train.load_checkpoint(os.path.join(model_dir, "variables", "variables"))
+        keys = sorted((key for key in reader.get_variable_to_shape_map()
+                       if key.startswith(f"{TRAINED_WEIGHTS}/")),
+                      key=lambda key: int(key.split("/")[1]))  # model.weights order
+        return np.concatenate([reader.get_tensor(key).ravel() for key in keys])
+
+    start = weights(video_level)
+    fresh = build_model("FrameLevelLogisticModel", SPEC, NUM_CLASSES_2018)
+    fresh_distance = np.linalg.norm(np.concatenate([w.numpy().ravel() for w in fresh.weights])
+                                    - start)
+    assert np.linalg.norm(weights(segment_model) - start) < 0.2 * fresh_distance
 
 
 def starter_segment_map_of_model(model_dir: str, pattern: str) -> tuple[float, int]:

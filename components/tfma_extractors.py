@@ -26,16 +26,12 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
-
-# TFMA names this stage only in a private constant; the version is pinned in requirements.
-from tensorflow_model_analysis.extractors.features_extractor import (
-    _FEATURES_EXTRACTOR_STAGE_NAME as FEATURES_EXTRACTOR_STAGE_NAME,
-)
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.slicer import slice_accessor, slicer_lib
 from tensorflow_model_analysis.utils import util as tfma_util
 
 from components import tfma_metrics
+from components.compat import FEATURES_EXTRACTOR_STAGE_NAME
 from components.tfma_metrics import VIDEO_SCORES_KEY
 from contract.saved_model import (
     SERIALIZED_EXAMPLES_INPUT,

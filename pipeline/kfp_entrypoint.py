@@ -28,11 +28,11 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.components.example_gen.import_example_gen import executor as import_example_gen_executor
 from tfx.dsl.io import fileio
-from tfx.orchestration.kubeflow.v2 import compiler_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver as example_gen_driver
 from tfx.utils import name_utils
 
+from components.compat import kfp_entrypoint_flags, register_kfp_artifact_types
 from components.streaming_import import StreamingImportExecutor
 from pipeline.progress import component_timer
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     restore_input_types(executor_input, inputs_spec)
     make_output_dirs(executor_input)
     args.json_serialized_invocation_args = json_format.MessageToJson(executor_input)
-    compiler_utils.TITLE_TO_CLASS_PATH.update(CUSTOM_ARTIFACT_TYPES)
+    register_kfp_artifact_types(CUSTOM_ARTIFACT_TYPES)
 
     with component_timer(os.environ.get(COMPONENT_VARIABLE, args.executor_class_path)):
         if (args.executor_class_path in EXAMPLE_GEN_EXECUTORS
@@ -113,4 +113,4 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
 
 if __name__ == "__main__":
     # Flags exactly as TFX's entrypoint parses them; the rest are Beam's.
-    app.run(main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+    app.run(main, flags_parser=kfp_entrypoint_flags)

@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+from components.compat import around_each_local_launch
+
 
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
@@ -37,18 +39,6 @@ def component_timer(name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def timed_local_components() -> Iterator[None]:
-    """While active, every component LocalDagRunner launches (`Launcher.launch`, one call per
-    node in topological order, tfx/orchestration/local/local_dag_runner.py) is timed."""
-    from tfx.orchestration.portable import launcher
-
-    original = launcher.Launcher.launch
-
-    def launch(self):
-        with component_timer(self._pipeline_node.node_info.id):  # noqa: SLF001
-            return original(self)
-
-    launcher.Launcher.launch = launch
-    try:
+    """While active, every component LocalDagRunner launches is timed."""
+    with around_each_local_launch(component_timer):
         yield
-    finally:
-        launcher.Launcher.launch = original

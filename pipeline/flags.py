@@ -16,7 +16,8 @@ from trainer_module.features import (
     FeatureSpec,
     FeatureSpecError,
 )
-from trainer_module.models import hyperparameter_help, hyperparameter_types
+from trainer_module.hparams import field_types
+from trainer_module.models import hyperparameter_flags
 from trainer_module.training_config import TrainingConfig
 
 
@@ -28,12 +29,13 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-# Argument parsers by annotated type, for the model hyperparameters and the training fields.
-_FLAG_TYPES = {"bool": _bool_flag, "int": int, "float": float, "str": str}
-# Each model hyperparameter's flag, typed as its constructor argument.
-MODEL_HPARAM_FLAGS = {name: _FLAG_TYPES[kind]
-                      for name, kind in sorted(hyperparameter_types().items())}
+def _parser_of(kind: type):
+    """argparse's `type` for a declared field's type (hparams.FLAG_TYPES)."""
+    return _bool_flag if kind is bool else kind
+
+
 _TRAINING_FIELDS = {field.name: field for field in dataclasses.fields(TrainingConfig)}
+_TRAINING_TYPES = field_types(TrainingConfig)
 
 
 # Named sets of flag defaults (flags given explicitly still win). `best-video`: the best
@@ -82,9 +84,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="frame-level SequenceExamples (default features: rgb,audio)")
     hparams = parser.add_argument_group("model hyperparameters (starter code flags; "
                                         "unset ones keep the model's default)")
-    helps = hyperparameter_help()
-    for flag, kind in MODEL_HPARAM_FLAGS.items():
-        hparams.add_argument(f"--{flag}", type=kind, default=None, help=helps[flag])
+    for flag, (kind, text) in hyperparameter_flags().items():
+        hparams.add_argument(f"--{flag}", type=_parser_of(kind), default=None, help=text)
     train = parser.add_argument_group("training (starter code flags)")
     train.add_argument("--train_steps", type=int, default=defaults.train_steps)
     train.add_argument("--eval_steps", type=int, default=defaults.eval_steps,
@@ -96,8 +97,9 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
             continue
         default = getattr(training, field.name)
         # A bool flag alone means true; --name=false turns off one that defaults to true.
-        optional_value = {"nargs": "?", "const": True} if field.type == "bool" else {}
-        train.add_argument(f"--{field.name}", type=_FLAG_TYPES[field.type], default=default,
+        kind = _TRAINING_TYPES[field.name]
+        optional_value = {"nargs": "?", "const": True} if kind is bool else {}
+        train.add_argument(f"--{field.name}", type=_parser_of(kind), default=default,
                            help=field.metadata["help"], **optional_value)
     train.add_argument("--warm_start", action="store_true",
                        help="start from the weights of the last blessed model (same "
@@ -156,7 +158,7 @@ def training_config_from_args(args: argparse.Namespace, default_train_dir: str) 
             raise PreflightError(f"--{flag} must be positive, got {getattr(args, flag)}")
     if args.neighbour_weight and spec.is_frame_level:
         raise PreflightError("--neighbour_weight needs video-level features (mean_rgb,mean_audio)")
-    model_hparams = {flag: getattr(args, flag) for flag in MODEL_HPARAM_FLAGS
+    model_hparams = {flag: getattr(args, flag) for flag in hyperparameter_flags()
                      if getattr(args, flag) is not None}
     flags = {name: getattr(args, name) for name, field in _TRAINING_FIELDS.items()
              if field.metadata["flag"]}

@@ -1,5 +1,6 @@
 """`python -m pipeline.models_table`: the model zoo as the Markdown table in docs/models.md,
-generated from the model classes (their docstrings, hyperparameters and defaults), so the
+generated from the model classes (their docstrings' first paragraph, their declared
+hyperparameters and defaults), so the
 documentation cannot drift from the code (a test compares them)."""
 
 from __future__ import annotations

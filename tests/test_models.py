@@ -129,7 +129,7 @@ def test_video_input_is_l2_normalised_per_video_as_the_starter_does():
     scaled = {name: value * np.float32([[0.1], [3], [10], [1]]) for name, value in
               features.items()}
     np.testing.assert_allclose(model(scaled), model(features), rtol=1e-5, atol=1e-7)
-    raw = build_model("MoeModel", spec, 7, l2_normalize_input=False)
+    raw = build_model("MoeModel", spec, 7, {"l2_normalize_input": False})
     assert not np.allclose(raw(scaled), raw(features), rtol=1e-3)
 
 
@@ -160,7 +160,7 @@ def test_moe_output_is_a_mixture_of_probabilities():
     """Per class, the gates' softmax over 3 experts and the dummy weighs the experts'
     sigmoids; the dummy's share predicts 0 (a logistic model would not match)."""
     spec = TrainingConfig(model="MoeModel").feature_spec()
-    model = build_model("MoeModel", spec, num_classes=7, moe_num_mixtures=3)
+    model = build_model("MoeModel", spec, num_classes=7, hparams={"moe_num_mixtures": 3})
     rng = np.random.default_rng(1)
     features = {"mean_rgb": rng.random((4, 1024)).astype("float32"),
                 "mean_audio": rng.random((4, 128)).astype("float32")}
@@ -179,8 +179,8 @@ def test_moe_output_is_a_mixture_of_probabilities():
 def test_ensemble_predicts_its_members_mean_and_each_member_learns_as_if_alone():
     spec = TrainingConfig().feature_spec()
     hparams = {"mlp_hidden_size": 16, "mlp_dropout": 0.0}  # no dropout: deterministic steps
-    ensemble = build_model("MlpModel", spec, 7, ensemble_size=3, **hparams)
-    alone = build_model("MlpModel", spec, 7, **hparams)
+    ensemble = build_model("MlpModel", spec, 7, {**hparams, "ensemble_size": 3})
+    alone = build_model("MlpModel", spec, 7, hparams)
     alone.set_weights(ensemble.members[1].get_weights())
     rng = np.random.default_rng(0)
     features = {"mean_rgb": rng.normal(size=(8, 1024)).astype("float32"),
@@ -312,7 +312,7 @@ def test_nextvlad_descriptor_is_expanded_features_over_groups_per_cluster():
 def test_the_tuner_searches_what_the_model_takes(model_name, hparams, searched):
     import keras_tuner
 
-    from trainer_module.tuning import MODEL_SEARCH_SPACES, define_search_space
+    from trainer_module.tuning import define_search_space
 
     frame = model_name in FRAME_LEVEL_MODELS
     config = TrainingConfig(model=model_name, model_hparams=hparams,
@@ -320,23 +320,83 @@ def test_the_tuner_searches_what_the_model_takes(model_name, hparams, searched):
     space = keras_tuner.HyperParameters()
     define_search_space(space, config)
     assert ("moe_num_mixtures" in space.values) == searched
-    assert set(MODEL_SEARCH_SPACES) <= set(model_hyperparameters("MlpMoeModel"))
+    assert {"base_learning_rate", "regularization_penalty"} <= set(space.values)
+
+
+def test_a_hyperparameter_is_added_by_one_declaration(monkeypatch):
+    """One field on a model's Hparams: the flag (typed, with its help and default), the range
+    check, the Tuner's choices and the model object all follow, and so do the models that
+    take it through their classifier."""
+    import dataclasses
+
+    from pipeline.flags import training_config_from_args
+    from pipeline.run_local import build_parser
+    from trainer_module.hparams import fraction, hyperparameters, setting
+    from trainer_module.tuning import search_space
+    from trainer_module.video_level_models import MoeHparams, MoeModel
+
+    @hyperparameters
+    class WithExpertDropout(MoeHparams):
+        moe_expert_dropout: float = setting(0.1, "dropout rate on the experts' input",
+                                            fraction, search=(0.0, 0.2))
+
+    monkeypatch.setattr(MoeModel, "Hparams", WithExpertDropout)
+    usage = " ".join(build_parser().format_help().split())
+    assert ("--moe_expert_dropout MOE_EXPERT_DROPOUT dropout rate on the experts' input "
+            "(default 0.1 in MoeModel)") in usage
+    args = build_parser().parse_args(["--data_root", "d", "--model", "MlpMoeModel",
+                                      "--moe_expert_dropout", "0.3"])
+    training = training_config_from_args(args, "train_dir")
+    assert training.model_hparams == {"moe_expert_dropout": 0.3}
+    assert model_hyperparameters("MlpMoeModel", training.model_hparams)[
+        "moe_expert_dropout"] == 0.3
+    assert search_space(training)["moe_expert_dropout"] == (0.0, 0.2)
+    assert "moe_expert_dropout" not in search_space(TrainingConfig())  # LogisticModel
+    with pytest.raises(ValueError, match=r"^--moe_expert_dropout must be in \[0, 1\), "
+                                         r"got 1\.5$"):
+        build_model("MoeModel", TrainingConfig().feature_spec(), 7,
+                    {"moe_expert_dropout": 1.5})
+    from trainer_module.models import _instantiate
+    assert _instantiate("MoeModel", {"moe_expert_dropout": 0.2}).hparams == WithExpertDropout(
+        moe_expert_dropout=0.2)
+    assert [field.name for field in dataclasses.fields(MoeHparams)] == [
+        "l2_penalty", "moe_num_mixtures", "moe_prob_gating", "gating_remove_diag"]
+
+
+def test_a_hyperparameter_is_declared_with_a_flag_type_and_help():
+    from trainer_module.hparams import Hyperparameters, hyperparameters, setting
+
+    with pytest.raises(TypeError, match=r"^Bad\.size: a hyperparameter is one of bool, int, "
+                                        r"float, str, not int \| None$"):
+        @hyperparameters
+        class Bad(Hyperparameters):
+            size: int | None = setting(None, "a size")
+    with pytest.raises(TypeError, match=r"^Quiet\.size: declare it with setting"):
+        @hyperparameters
+        class Quiet(Hyperparameters):
+            size: int = 3
 
 
 def test_unknown_model_hyperparameters_are_refused_naming_them():
     spec = TrainingConfig().feature_spec()
     with pytest.raises(ValueError, match=r"^--model LogisticModel does not take "
                                          r"--moe_num_mixtures; it takes --l2_penalty$"):
-        build_model("LogisticModel", spec, 10, moe_num_mixtures=8)
-    with pytest.raises(ValueError, match="unknown --video_level_classifier_model 'Nope'"):
-        build_model("MlpModel", spec, 10, video_level_classifier_model="Nope")
+        build_model("LogisticModel", spec, 10, {"moe_num_mixtures": 8})
+    with pytest.raises(ValueError, match="^--video_level_classifier_model must be one of "
+                                         "LogisticModel, MoeModel, MlpModel, MlpMoeModel, "
+                                         "got Nope$"):
+        build_model("MlpModel", spec, 10, {"video_level_classifier_model": "Nope"})
+    with pytest.raises(ValueError, match=r"^--moe_num_mixtures must be positive, got 0$"):
+        build_model("DbofModel", spec, 10, {"moe_num_mixtures": 0})
+    with pytest.raises(ValueError, match=r"^--mlp_hidden_size must be int, got 2\.5$"):
+        build_model("MlpModel", spec, 10, {"mlp_hidden_size": 2.5})
     assert model_hyperparameters("MlpMoeModel")["moe_prob_gating"] is True
     assert model_hyperparameters("DbofModel")["moe_num_mixtures"] == 2
 
 
 def test_the_documented_model_table_is_the_generated_one():
     """docs/models.md shows `python -m pipeline.models_table`: every model with its own
-    hyperparameters and defaults as the constructors declare them."""
+    hyperparameters and defaults as the models declare them (their Hparams)."""
     import pathlib
 
     from pipeline.models_table import models_table

@@ -90,7 +90,8 @@ def test_the_blend_is_exported_served_and_warm_starts_the_trained_model(tmp_path
 
     # The export warm-starts the trained model, not the blend: blended again with the same
     # training videos, the warm-started model serves what was served.
-    model = build_model("MlpModel", config.feature_spec(), config.num_classes, mlp_hidden_size=16)
+    model = build_model("MlpModel", config.feature_spec(), config.num_classes,
+                        {"mlp_hidden_size": 16})
     features = next(iter(make_dataset(evaluation, config.feature_spec(), config.num_classes,
                                       batch_size=16, with_labels=False)))
     fresh = blend_with_neighbours(model, [train], config)(features, training=False).numpy()

@@ -1,7 +1,8 @@
 """Frame-level models (the starter code's `frame_level_models.py`): each maps `frames`
 [batch, time, features] and `num_frames` [batch] to per-class probabilities, most through a
 pooling layer (`trainer_module.layers`) and a video-level classifier. Hyperparameter names
-and defaults are the starter code's (and the papers') flags, written once in each constructor.
+and defaults are the starter code's (and the papers') flags, each declared once beside its
+model (`Hparams`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,16 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from trainer_module.hparams import (
+    fraction,
+    hyperparameters,
+    one_of,
+    positive,
+    redefault,
+    setting,
+)
 from trainer_module.layers import (
+    POOLING_METHODS,
     BagOfFrames,
     ContextGating,
     FrameMeanPooling,
@@ -20,50 +30,54 @@ from trainer_module.layers import (
     SoftBagOfFrames,
     SqueezeExcitationGating,
 )
-from trainer_module.video_level_models import LogisticModel, video_level_classifier
+from trainer_module.video_level_models import (
+    ClassifiedHparams,
+    LogisticHparams,
+    LogisticModel,
+    MoeHparams,
+)
 
 
 class FrameLevelLogisticModel:
     """Logistic regression on the mean of each video's frames."""
 
-    def __init__(self, l2_penalty: float = 1e-8, **unused_hparams):
-        self.l2_penalty = l2_penalty
+    Hparams = LogisticHparams
+
+    def __init__(self, hparams: LogisticHparams):
+        self.hparams = hparams
 
     def __call__(self, frames, num_frames, vocab_size: int):
         pooled = FrameMeanPooling()(frames, num_frames)
-        return LogisticModel(l2_penalty=self.l2_penalty)(pooled, vocab_size)
+        return LogisticModel(self.hparams)(pooled, vocab_size)
+
+
+@hyperparameters
+class PooledFramesHparams(ClassifiedHparams):
+    iterations: int = setting(30, "frames sampled from each video in training", positive)
+    sample_random_frames: bool = setting(
+        True, "sample --iterations frames in training, else read them all")
+    gating: bool = setting(False, "Context Gating on the hidden layer")
+    gating_remove_diag: bool = redefault(MoeHparams, "gating_remove_diag", False)
 
 
 class _PooledFramesModel:
     """Frames (randomly sampled in training) → a pooling layer → hidden layer (BN, ReLU6)
-    → optional Context Gating → video-level classifier. Subclasses choose the pooling.
+    → optional Context Gating → video-level classifier. Subclasses choose the pooling and
+    name their hidden layer's size and batch normalization."""
 
-    Args:
-        iterations: frames sampled from each video in training.
-        sample_random_frames: sample `iterations` frames in training, else read them all.
-        gating: Context Gating on the hidden layer.
-        gating_remove_diag: Context Gating without each unit's gate on itself.
-        video_level_classifier_model: the video-level model that classifies the hidden layer.
-    """
-
-    def __init__(self, hidden_size: int, add_batch_norm: bool, iterations: int = 30,
-                 sample_random_frames: bool = True, gating: bool = False,
-                 gating_remove_diag: bool = False,
-                 video_level_classifier_model: str = "MoeModel", **hparams):
+    def __init__(self, hparams: PooledFramesHparams, classifier, hidden_size: int,
+                 add_batch_norm: bool):
+        self.hparams = hparams
+        self.classifier = classifier
         self.hidden_size = hidden_size
         self.add_batch_norm = add_batch_norm
-        self.iterations = iterations
-        self.sample_random_frames = sample_random_frames
-        self.gating = gating
-        self.gating_remove_diag = gating_remove_diag
-        self.classifier = video_level_classifier(video_level_classifier_model, hparams)
 
     def pooling_layer(self) -> keras.layers.Layer:
         raise NotImplementedError
 
     def __call__(self, frames, num_frames, vocab_size: int):
-        if self.sample_random_frames:
-            frames, num_frames = RandomFrameSampler(self.iterations)(frames, num_frames)
+        if self.hparams.sample_random_frames:
+            frames, num_frames = RandomFrameSampler(self.hparams.iterations)(frames, num_frames)
         if self.add_batch_norm:
             frames = keras.layers.BatchNormalization(name="input_bn")(frames)
         pooled = self.pooling_layer()(frames, num_frames)
@@ -72,175 +86,195 @@ class _PooledFramesModel:
         if self.add_batch_norm:
             hidden = keras.layers.BatchNormalization(name="hidden_bn")(hidden)
         hidden = keras.layers.Activation("relu6")(hidden)
-        if self.gating:
-            hidden = ContextGating(self.add_batch_norm, self.gating_remove_diag,
+        if self.hparams.gating:
+            hidden = ContextGating(self.add_batch_norm, self.hparams.gating_remove_diag,
                                    name="hidden_gating")(hidden)
         return self.classifier(hidden, vocab_size)
 
 
+@hyperparameters
+class DbofHparams(PooledFramesHparams):
+    dbof_cluster_size: int = setting(8192, "cluster units the frames are projected onto",
+                                     positive)
+    dbof_hidden_size: int = setting(1024, "units of the hidden layer", positive)
+    dbof_add_batch_norm: bool = setting(
+        True, "batch normalization on the frames, clusters and hidden layer")
+    dbof_pooling_method: str = setting(
+        "max", "how the cluster activations are pooled over time: max or average",
+        one_of(*POOLING_METHODS))
+
+
 class DbofModel(_PooledFramesModel):
     """Deep Bag of Frames (the starter code's): frames projected onto cluster units and
-    pooled over time, a hidden layer, then a video-level classifier.
+    pooled over time, a hidden layer, then a video-level classifier."""
 
-    Args:
-        dbof_cluster_size: cluster units the frames are projected onto.
-        dbof_hidden_size: units of the hidden layer.
-        dbof_add_batch_norm: batch normalization on the frames, clusters and hidden layer.
-        dbof_pooling_method: how the cluster activations are pooled over time: max or average.
-    """
+    Hparams = DbofHparams
 
-    def __init__(self, dbof_cluster_size: int = 8192, dbof_hidden_size: int = 1024,
-                 dbof_add_batch_norm: bool = True, dbof_pooling_method: str = "max",
-                 **hparams):
-        super().__init__(dbof_hidden_size, dbof_add_batch_norm, **hparams)
-        self.cluster_size = dbof_cluster_size
-        self.pooling_method = dbof_pooling_method
-        self.pooling_layer()  # rejects an unknown pooling method now, not at build time
+    def __init__(self, hparams: DbofHparams, classifier):
+        super().__init__(hparams, classifier, hparams.dbof_hidden_size,
+                         hparams.dbof_add_batch_norm)
 
     def pooling_layer(self) -> keras.layers.Layer:
-        return BagOfFrames(self.cluster_size, self.pooling_method, self.add_batch_norm,
-                           name="bag_of_frames")
+        return BagOfFrames(self.hparams.dbof_cluster_size, self.hparams.dbof_pooling_method,
+                           self.add_batch_norm, name="bag_of_frames")
+
+
+@hyperparameters
+class GatedDbofHparams(DbofHparams):
+    gating: bool = redefault(PooledFramesHparams, "gating", True)
 
 
 class GatedDbofModel(DbofModel):
     """DbofModel with Context Gating on the hidden layer (Miech et al. 2017)."""
 
-    def __init__(self, gating: bool = True, **hparams):
-        super().__init__(gating=gating, **hparams)
+    Hparams = GatedDbofHparams
+
+
+@hyperparameters
+class SoftDbofHparams(PooledFramesHparams):
+    dbof_cluster_size: int = redefault(DbofHparams, "dbof_cluster_size", 4096)
+    dbof_hidden_size: int = redefault(DbofHparams, "dbof_hidden_size", 1024)
+    dbof_add_batch_norm: bool = redefault(DbofHparams, "dbof_add_batch_norm", True)
+    softdbof_maxpool: bool = setting(False, "also max-pool the assignments over frames")
+    gating: bool = redefault(PooledFramesHparams, "gating", True)
 
 
 class SoftDbofModel(_PooledFramesModel):
-    """DBoF with soft (softmax) cluster assignment and sum pooling, Context Gated.
+    """DBoF with soft (softmax) cluster assignment and sum pooling, Context Gated."""
 
-    Args:
-        softdbof_maxpool: also max-pool the assignments over frames.
-    """
+    Hparams = SoftDbofHparams
 
-    def __init__(self, dbof_cluster_size: int = 4096, dbof_hidden_size: int = 1024,
-                 dbof_add_batch_norm: bool = True, softdbof_maxpool: bool = False,
-                 gating: bool = True, **hparams):
-        super().__init__(dbof_hidden_size, dbof_add_batch_norm, gating=gating, **hparams)
-        self.cluster_size = dbof_cluster_size
-        self.max_pool = softdbof_maxpool
+    def __init__(self, hparams: SoftDbofHparams, classifier):
+        super().__init__(hparams, classifier, hparams.dbof_hidden_size,
+                         hparams.dbof_add_batch_norm)
 
     def pooling_layer(self) -> keras.layers.Layer:
-        return SoftBagOfFrames(self.cluster_size, self.add_batch_norm, self.max_pool,
-                               name="soft_bag_of_frames")
+        return SoftBagOfFrames(self.hparams.dbof_cluster_size, self.add_batch_norm,
+                               self.hparams.softdbof_maxpool, name="soft_bag_of_frames")
+
+
+@hyperparameters
+class NetVLADHparams(PooledFramesHparams):
+    netvlad_cluster_size: int = setting(64, "clusters of the VLAD pooling", positive)
+    netvlad_hidden_size: int = setting(1024, "units of the hidden layer", positive)
+    netvlad_add_batch_norm: bool = setting(
+        True, "batch normalization on the frames, assignments and hidden layer")
+    lightvlad: bool = setting(False, "NetRVLAD, without cluster centres")
+    gating: bool = redefault(PooledFramesHparams, "gating", True)
 
 
 class NetVLADModel(_PooledFramesModel):
     """NetVLAD pooling, hidden layer and Context Gating: the YouTube-8M 2017 winning model
-    (Miech et al. 2017).
+    (Miech et al. 2017)."""
 
-    Args:
-        netvlad_cluster_size: clusters of the VLAD pooling.
-        netvlad_hidden_size: units of the hidden layer.
-        netvlad_add_batch_norm: batch normalization on the frames, assignments and hidden layer.
-        lightvlad: NetRVLAD, without cluster centres.
-    """
+    Hparams = NetVLADHparams
 
-    def __init__(self, netvlad_cluster_size: int = 64, netvlad_hidden_size: int = 1024,
-                 netvlad_add_batch_norm: bool = True, lightvlad: bool = False,
-                 gating: bool = True, **hparams):
-        super().__init__(netvlad_hidden_size, netvlad_add_batch_norm, gating=gating, **hparams)
-        self.cluster_size = netvlad_cluster_size
-        self.light = lightvlad
+    def __init__(self, hparams: NetVLADHparams, classifier):
+        super().__init__(hparams, classifier, hparams.netvlad_hidden_size,
+                         hparams.netvlad_add_batch_norm)
 
     def pooling_layer(self) -> keras.layers.Layer:
-        return NetVLAD(self.cluster_size, self.add_batch_norm, self.light, name="netvlad")
+        return NetVLAD(self.hparams.netvlad_cluster_size, self.add_batch_norm,
+                       self.hparams.lightvlad, name="netvlad")
+
+
+@hyperparameters
+class NetRVLADHparams(NetVLADHparams):
+    lightvlad: bool = redefault(NetVLADHparams, "lightvlad", True)
 
 
 class NetRVLADModel(NetVLADModel):
     """NetVLADModel without cluster centres ("light" NetRVLAD): fewer parameters, as good."""
 
-    def __init__(self, lightvlad: bool = True, **hparams):
-        super().__init__(lightvlad=lightvlad, **hparams)
+    Hparams = NetRVLADHparams
+
+
+@hyperparameters
+class NetFVHparams(PooledFramesHparams):
+    fv_cluster_size: int = setting(64, "Gaussians of the Fisher Vector pooling", positive)
+    fv_hidden_size: int = setting(2048, "units of the hidden layer", positive)
+    fv_add_batch_norm: bool = setting(
+        True, "batch normalization on the frames, assignments and hidden layer")
+    fv_couple_weights: bool = setting(
+        True, "the Gaussians' centres are a multiple of the assignment weights")
+    fv_coupling_factor: float = setting(
+        0.01, "the centres as a multiple of the assignment weights, when coupled")
+    gating: bool = redefault(PooledFramesHparams, "gating", True)
 
 
 class NetFVModel(_PooledFramesModel):
-    """Learnable Fisher Vector pooling, hidden layer and Context Gating (Miech et al. 2017).
+    """Learnable Fisher Vector pooling, hidden layer and Context Gating (Miech et al. 2017)."""
 
-    Args:
-        fv_cluster_size: Gaussians of the Fisher Vector pooling.
-        fv_hidden_size: units of the hidden layer.
-        fv_add_batch_norm: batch normalization on the frames, assignments and hidden layer.
-        fv_couple_weights: the Gaussians' centres are a multiple of the assignment weights.
-        fv_coupling_factor: the centres as a multiple of the assignment weights, when coupled.
-    """
+    Hparams = NetFVHparams
 
-    def __init__(self, fv_cluster_size: int = 64, fv_hidden_size: int = 2048,
-                 fv_add_batch_norm: bool = True, fv_couple_weights: bool = True,
-                 fv_coupling_factor: float = 0.01, gating: bool = True, **hparams):
-        super().__init__(fv_hidden_size, fv_add_batch_norm, gating=gating, **hparams)
-        self.cluster_size = fv_cluster_size
-        self.couple_weights = fv_couple_weights
-        self.coupling_factor = fv_coupling_factor
+    def __init__(self, hparams: NetFVHparams, classifier):
+        super().__init__(hparams, classifier, hparams.fv_hidden_size, hparams.fv_add_batch_norm)
 
     def pooling_layer(self) -> keras.layers.Layer:
-        return NetFV(self.cluster_size, self.add_batch_norm, self.couple_weights,
-                     self.coupling_factor, name="netfv")
+        return NetFV(self.hparams.fv_cluster_size, self.add_batch_norm,
+                     self.hparams.fv_couple_weights, self.hparams.fv_coupling_factor,
+                     name="netfv")
+
+
+@hyperparameters
+class NeXtVLADHparams(ClassifiedHparams):
+    nextvlad_cluster_size: int = setting(128, "clusters of the NeXtVLAD pooling", positive)
+    nextvlad_hidden_size: int = setting(2048, "units of the hidden layer", positive)
+    expansion: int = setting(2, "width multiplier of the frames before they are split into "
+                                "groups", positive)
+    groups: int = setting(8, "groups the expanded frames are split into, each pooled with "
+                             "attention", positive)
+    gating_reduction: int = setting(8, "bottleneck divisor of the squeeze-excitation gating",
+                                    positive)
+    drop_rate: float = setting(0.5, "dropout rate on the pooled features", fraction)
 
 
 class NeXtVLADModel:
     """NeXtVLAD (Lin et al., ECCV 2018 workshop; the best single model of the 2018 challenge):
     NeXtVLAD pooling, dropout, a hidden layer with batch normalization, SE context gating,
     then a video-level classifier. Defaults are the paper's; rgb and audio are pooled
-    together, as this project's other pooling models do.
+    together, as this project's other pooling models do."""
 
-    Args:
-        nextvlad_cluster_size: clusters of the NeXtVLAD pooling.
-        nextvlad_hidden_size: units of the hidden layer.
-        expansion: width multiplier of the frames before they are split into groups.
-        groups: groups the expanded frames are split into, each pooled with attention.
-        gating_reduction: bottleneck divisor of the squeeze-excitation gating.
-        drop_rate: dropout rate on the pooled features.
-    """
+    Hparams = NeXtVLADHparams
 
-    def __init__(self, nextvlad_cluster_size: int = 128, nextvlad_hidden_size: int = 2048,
-                 expansion: int = 2, groups: int = 8, gating_reduction: int = 8,
-                 drop_rate: float = 0.5, video_level_classifier_model: str = "MoeModel",
-                 **hparams):
-        self.cluster_size = nextvlad_cluster_size
-        self.hidden_size = nextvlad_hidden_size
-        self.expansion = expansion
-        self.groups = groups
-        self.gating_reduction = gating_reduction
-        self.drop_rate = drop_rate
-        self.classifier = video_level_classifier(video_level_classifier_model, hparams)
+    def __init__(self, hparams: NeXtVLADHparams, classifier):
+        self.hparams = hparams
+        self.classifier = classifier
 
     def __call__(self, frames, num_frames, vocab_size: int):
-        pooled = NeXtVLAD(self.cluster_size, self.expansion, self.groups, name="nextvlad")(
+        h = self.hparams
+        pooled = NeXtVLAD(h.nextvlad_cluster_size, h.expansion, h.groups, name="nextvlad")(
             frames, num_frames)
-        pooled = keras.layers.Dropout(self.drop_rate)(pooled)
-        hidden = keras.layers.Dense(self.hidden_size, use_bias=False, name="hidden")(pooled)
+        pooled = keras.layers.Dropout(h.drop_rate)(pooled)
+        hidden = keras.layers.Dense(h.nextvlad_hidden_size, use_bias=False, name="hidden")(pooled)
         hidden = keras.layers.BatchNormalization(name="hidden_bn")(hidden)
-        hidden = SqueezeExcitationGating(self.gating_reduction, name="se_gating")(hidden)
+        hidden = SqueezeExcitationGating(h.gating_reduction, name="se_gating")(hidden)
         return self.classifier(hidden, vocab_size)
 
 
+@hyperparameters
+class LstmHparams(ClassifiedHparams):
+    lstm_cells: int = setting(1024, "units of each recurrent layer", positive)
+    lstm_layers: int = setting(2, "recurrent layers stacked", positive)
+
+
 class LstmModel:
-    """Stacked LSTMs over the real frames; the last layer's final state feeds the classifier.
+    """Stacked LSTMs over the real frames; the last layer's final state feeds the classifier."""
 
-    Args:
-        lstm_cells: units of each recurrent layer.
-        lstm_layers: recurrent layers stacked.
-    """
-
+    Hparams = LstmHparams
     recurrent_layer = keras.layers.LSTM
 
-    def __init__(self, lstm_cells: int = 1024, lstm_layers: int = 2,
-                 video_level_classifier_model: str = "MoeModel", **hparams):
-        self.cells = lstm_cells
-        self.layers = lstm_layers
-        self.classifier = video_level_classifier(video_level_classifier_model, hparams)
+    def __init__(self, hparams: LstmHparams, classifier):
+        self.hparams = hparams
+        self.classifier = classifier
 
     def __call__(self, frames, num_frames, vocab_size: int):
         mask = keras.layers.Lambda(
             lambda args: tf.sequence_mask(args[1], tf.shape(args[0])[1]))([frames, num_frames])
         outputs = frames
-        for layer in range(self.layers):
-            last = layer == self.layers - 1
-            outputs = self.recurrent_layer(self.cells, return_sequences=not last)(
+        for layer in range(self.hparams.lstm_layers):
+            last = layer == self.hparams.lstm_layers - 1
+            outputs = self.recurrent_layer(self.hparams.lstm_cells, return_sequences=not last)(
                 outputs, mask=mask)
         return self.classifier(outputs, vocab_size)
 

@@ -97,6 +97,9 @@ class RandomFrameSampler(keras.layers.Layer):
         return sampled, tf.fill([batch], self.num_samples)
 
 
+POOLING_METHODS = ("max", "average")
+
+
 class BagOfFrames(keras.layers.Layer):
     """DBoF pooling: each frame projected onto `cluster_size` ReLU6 units, then max- or
     average-pooled over the real frames."""
@@ -104,9 +107,9 @@ class BagOfFrames(keras.layers.Layer):
     def __init__(self, cluster_size: int, pooling_method: str = "max",
                  add_batch_norm: bool = True, **kwargs):
         super().__init__(**kwargs)
-        if pooling_method not in ("max", "average"):
-            raise ValueError(f"unknown dbof_pooling_method {pooling_method!r}; "
-                             "choose max or average")
+        if pooling_method not in POOLING_METHODS:
+            raise ValueError(f"unknown pooling method {pooling_method!r}; choose one of "
+                             f"{', '.join(POOLING_METHODS)}")
         self.projection = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm)
         self.batch_norm = keras.layers.BatchNormalization() if add_batch_norm else None
         self.pool = FrameMaxPooling() if pooling_method == "max" else FrameMeanPooling()

@@ -1,5 +1,6 @@
 """The model zoo by name (`--model`): the registry of video- and frame-level models, their
-hyperparameters as their constructors declare them, the averaging ensemble and `build_model`.
+hyperparameters as each model declares them (its `Hparams`), the averaging ensemble and
+`build_model`.
 
 Each model maps the input features to per-class probabilities in [0, 1].
 """
@@ -7,17 +8,18 @@ Each model maps the input features to per-class probabilities in [0, 1].
 from __future__ import annotations
 
 import contextlib
-import inspect
-import re
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from trainer_module.features import NUM_FRAMES_KEY, FeatureSpec
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
+from trainer_module.hparams import Hyperparameters, field_types, hyperparameters, positive, setting
 from trainer_module.layers import DequantizedFrames
-from trainer_module.video_level_models import VIDEO_LEVEL_MODELS
+from trainer_module.video_level_models import VIDEO_LEVEL_MODELS, ClassifiedHparams
 
 MODELS = {**VIDEO_LEVEL_MODELS, **FRAME_LEVEL_MODELS}
 
@@ -62,101 +64,104 @@ class AveragingEnsemble(keras.Model):
 CLASSIFIER_HPARAM = "video_level_classifier_model"
 
 
-def _constructor_defaults(model_class) -> dict[str, inspect.Parameter]:
-    """The keyword hyperparameters a model class takes: its constructor's and, as each
-    constructor passes the rest on, its base classes' (nearest first)."""
-    params = {}
-    for cls in model_class.__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None or cls is object:
-            continue
-        for param in list(inspect.signature(init).parameters.values())[1:]:
-            if param.kind is param.KEYWORD_ONLY or (
-                    param.kind is param.POSITIONAL_OR_KEYWORD
-                    and param.default is not param.empty):
-                params.setdefault(param.name, param)
-    return params
+@hyperparameters
+class BuildHparams(Hyperparameters):
+    """What every model takes, whatever its architecture."""
+
+    ensemble_size: int = setting(
+        1, "with more than 1, an AveragingEnsemble of that many such models", positive)
+    l2_normalize_input: bool = setting(
+        True, "scale the concatenated input features to unit L2 norm (each video at video "
+              "level, each frame at frame level; padding frames stay zero) before the model "
+              "sees them, as the starter code's train, eval and export do")
 
 
-def model_hyperparameters(name: str, hparams: dict | None = None,
-                          with_classifier: bool = True) -> dict:
-    """Every hyperparameter `--model name` takes, with its default: the model's own and
-    (`with_classifier`) those of its video-level classifier (the one `hparams` choose, else
-    its default)."""
-    params = {key: param.default
-              for key, param in _constructor_defaults(get_model_class(name)).items()}
-    if with_classifier and CLASSIFIER_HPARAM in params:
-        classifier = (hparams or {}).get(CLASSIFIER_HPARAM, params[CLASSIFIER_HPARAM])
-        if classifier not in VIDEO_LEVEL_MODELS:
-            raise ValueError(f"unknown --{CLASSIFIER_HPARAM} {classifier!r}; choose one of "
-                             f"{', '.join(VIDEO_LEVEL_MODELS)}")
-        params = {**model_hyperparameters(classifier), **params}
-    return params
+def _classifier_of(hparams: Hyperparameters) -> str | None:
+    return hparams.video_level_classifier_model if isinstance(
+        hparams, ClassifiedHparams) else None
 
 
-def _build_options() -> dict[str, inspect.Parameter]:
-    """`build_model`'s own hyperparameters (those with a default), which every model takes."""
-    return {name: param for name, param in inspect.signature(build_model).parameters.items()
-            if param.default is not param.empty and param.kind is not param.VAR_KEYWORD}
+def _classifier_values(hparams: Hyperparameters, values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a model's classifier is built with: the given values and the model's own (its
+    defaults where both declare a name, e.g. MlpMoeModel's moe_prob_gating), but not the
+    model's choice of classifier (a classifier's own classifier keeps its default)."""
+    merged = {**values, **dataclasses.asdict(hparams)}
+    return {key: value for key, value in merged.items() if key != CLASSIFIER_HPARAM}
 
 
-def hyperparameter_types() -> dict[str, str]:
-    """Every model hyperparameter of the registered models, and `build_model`'s own
-    (ensemble_size, l2_normalize_input), with its annotated type ("int", "float", "bool" or
-    "str")."""
-    types = {name: param.annotation for name, param in _build_options().items()}
-    for model_class in MODELS.values():
-        types.update({key: param.annotation
-                      for key, param in _constructor_defaults(model_class).items()})
-    return types
+def declared_hyperparameters(name: str, values: Mapping[str, Any] | None = None,
+                             with_classifier: bool = True) -> dict[str, dataclasses.Field]:
+    """The declared hyperparameters `--model name` takes, by flag name: its own and
+    (`with_classifier`) its video-level classifier's (the one `values` choose, else its
+    default); raises ValueError for an unknown model, classifier or value."""
+    hparams = get_model_class(name).Hparams.of(values or {})
+    own = {field.name: field for field in dataclasses.fields(hparams)}
+    classifier = _classifier_of(hparams)
+    if not with_classifier or classifier is None:
+        return own
+    return {**declared_hyperparameters(classifier, _classifier_values(hparams, values or {})),
+            **own}
 
 
-def hyperparameter_help() -> dict[str, str]:
-    """Every model hyperparameter's help: what it does (from the `Args:` section of the
-    first docstring that describes it: the model class's, its bases', or `build_model`'s)
-    and its default in each model that takes it."""
-    described = _documented_args(build_model.__doc__)
-    defaults: dict[str, dict[str, list[str]]] = {}
-    for name, model_class in MODELS.items():
-        for cls in model_class.__mro__:
-            described = {**_documented_args(cls.__doc__), **described}
-        for key, param in _constructor_defaults(model_class).items():
-            defaults.setdefault(key, {}).setdefault(str(param.default), []).append(name)
-    helps = {}
-    for key in hyperparameter_types():
-        by_default = "; ".join(f"{default} in {', '.join(models)}"
-                               for default, models in defaults.get(key, {}).items())
-        helps[key] = described.get(key, "").rstrip(".") + (
-            f" (default {by_default})" if by_default else "")
-    return helps
+def model_hyperparameters(name: str, values: Mapping[str, Any] | None = None,
+                          with_classifier: bool = True) -> dict[str, Any]:
+    """Every hyperparameter `--model name` takes (as `declared_hyperparameters`), with the
+    value `values` give it, else its default."""
+    hparams = get_model_class(name).Hparams.of(values or {})
+    resolved = dataclasses.asdict(hparams)
+    classifier = _classifier_of(hparams)
+    if not with_classifier or classifier is None:
+        return resolved
+    return {**model_hyperparameters(classifier, _classifier_values(hparams, values or {})),
+            **resolved}
 
 
-def _documented_args(docstring: str | None) -> dict[str, str]:
-    """The `name: text` entries of a Google-style docstring's `Args:` section."""
-    entries: dict[str, str] = {}
-    lines = inspect.cleandoc(docstring or "").splitlines()
-    if "Args:" not in lines:
-        return entries
-    name = None
-    for line in lines[lines.index("Args:") + 1:]:
-        entry = re.fullmatch(r" {4}(\w+): (.*)", line)
-        if entry:
-            name, entries[entry[1]] = entry[1], entry[2]
-        elif name and line.startswith(" " * 8):
-            entries[name] += " " + line.strip()
-        else:
-            break
-    return entries
+def _instantiate(name: str, values: Mapping[str, Any]):
+    """The model object `--model name` with `values`, its classifier built first."""
+    model_class = get_model_class(name)
+    hparams = model_class.Hparams.of(values)
+    classifier = _classifier_of(hparams)
+    if classifier is None:
+        return model_class(hparams)
+    return model_class(hparams, _instantiate(classifier, _classifier_values(hparams, values)))
 
 
-def check_hyperparameters(name: str, hparams: dict) -> None:
-    """Raises ValueError naming any of `hparams` that `--model name` does not take."""
-    accepted = model_hyperparameters(name, hparams)
-    unknown = sorted(set(hparams) - set(accepted))
+def hyperparameter_flags() -> dict[str, tuple[type, str]]:
+    """Each model hyperparameter of the registered models, and BuildHparams', by flag name:
+    its type and its help, with its default in each model that declares it. Raises TypeError
+    where two models declare one name with different types or help."""
+    declared: dict[str, list[tuple[str, type, dataclasses.Field]]] = {}
+    for owner, hparams_class in [("", BuildHparams)] + [
+            (name, model_class.Hparams) for name, model_class in MODELS.items()]:
+        types = field_types(hparams_class)
+        for field in dataclasses.fields(hparams_class):
+            declared.setdefault(field.name, []).append((owner, types[field.name], field))
+    flags = {}
+    for flag, declarations in sorted(declared.items()):
+        _, kind, first = declarations[0]
+        if any((t, f.metadata["help"]) != (kind, first.metadata["help"])
+               for _, t, f in declarations):
+            raise TypeError(f"--{flag} is declared with different types or help; declare it "
+                            "once and redefault() it")
+        by_default: dict[str, list[str]] = {}
+        for owner, _, field in declarations:
+            by_default.setdefault(str(field.default), []).append(owner)
+        defaults = "; ".join(f"{default} in {', '.join(owners)}" if any(owners) else default
+                             for default, owners in by_default.items())
+        flags[flag] = (kind, f"{first.metadata['help']} (default {defaults})")
+    return flags
+
+
+def check_hyperparameters(name: str, hparams: Mapping[str, Any]) -> None:
+    """Raises ValueError naming any of `hparams` that `--model name` does not take, or a
+    value of the wrong type or out of its range."""
+    declared = declared_hyperparameters(name, hparams)
+    unknown = sorted(set(hparams) - set(declared) - set(BuildHparams.__dataclass_fields__))
     if unknown:
         raise ValueError(
             f"--model {name} does not take {', '.join('--' + key for key in unknown)}; "
-            f"it takes {', '.join('--' + key for key in sorted(accepted))}")
+            f"it takes {', '.join('--' + key for key in sorted(declared))}")
+    BuildHparams.of(hparams)
 
 
 @contextlib.contextmanager
@@ -173,29 +178,28 @@ def mixed_precision_policy(mixed_precision: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def build_model(name: str, spec: FeatureSpec, num_classes: int, ensemble_size: int = 1,
-                l2_normalize_input: bool = True, **hparams) -> keras.Model:
-    """A Keras model taking a dict of named features and returning class probabilities.
-    Raises ValueError for a hyperparameter the model and its classifier do not take.
-
-    Args:
-        ensemble_size: with more than 1, an AveragingEnsemble of that many such models.
-        l2_normalize_input: scale the concatenated input features to unit L2 norm (each
-            video at video level, each frame at frame level; padding frames stay zero)
-            before the model sees them, as the starter code's train, eval and export do.
-    """
+def build_model(name: str, spec: FeatureSpec, num_classes: int,
+                hparams: Mapping[str, Any] | None = None) -> keras.Model:
+    """A Keras model taking a dict of named features and returning class probabilities,
+    built with `hparams` by flag name (the model's, its classifier's and BuildHparams'; unset
+    ones keep their defaults). Raises ValueError for a hyperparameter the model and its
+    classifier do not take, or a value out of its range."""
+    hparams = dict(hparams or {})
     check_hyperparameters(name, hparams)
-    if ensemble_size > 1:
+    build = BuildHparams.of(hparams)
+    model_values = {key: value for key, value in hparams.items()
+                    if key not in BuildHparams.__dataclass_fields__}
+    if build.ensemble_size > 1:
         members = [_build_single_model(name, spec, num_classes, f"{name}_member{index}",
-                                       l2_normalize_input, hparams)
-                   for index in range(ensemble_size)]
+                                       build.l2_normalize_input, model_values)
+                   for index in range(build.ensemble_size)]
         return AveragingEnsemble(members, name=f"{name}_ensemble")
-    return _build_single_model(name, spec, num_classes, name, l2_normalize_input, hparams)
+    return _build_single_model(name, spec, num_classes, name, build.l2_normalize_input,
+                               model_values)
 
 
 def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_name: str,
                         l2_normalize_input: bool, hparams: dict) -> keras.Model:
-    model_class = get_model_class(name)
     features = ",".join(spec.names)
     if spec.is_frame_level and name in VIDEO_LEVEL_MODELS:
         raise ValueError(
@@ -220,7 +224,7 @@ def _build_single_model(name: str, spec: FeatureSpec, num_classes: int, keras_na
         # The starter's tf.nn.l2_normalize(model_input_raw, feature_dim): along the last axis.
         model_input = keras.layers.UnitNormalization(axis=-1, name="input_l2_normalize")(
             model_input)
-    model = model_class(**hparams)
+    model = _instantiate(name, hparams)
     if spec.is_frame_level:
         predictions = model(model_input, inputs[NUM_FRAMES_KEY], num_classes)
     else:

@@ -56,12 +56,11 @@ def build_configured_model(config: TrainingConfig) -> keras.Model:
     (the given one, else the model's own default) scaled by `regularization_penalty`, as the
     starter code scales every regularisation loss. Raises ValueError as `build_model` does."""
     hparams = dict(config.model_hparams)
-    defaults = model_hyperparameters(config.model, hparams)
-    if "l2_penalty" in defaults:
-        hparams["l2_penalty"] = (hparams.get("l2_penalty", defaults["l2_penalty"])
-                                 * config.regularization_penalty)
+    resolved = model_hyperparameters(config.model, hparams)
+    if "l2_penalty" in resolved:
+        hparams["l2_penalty"] = resolved["l2_penalty"] * config.regularization_penalty
     with mixed_precision_policy(config.mixed_precision):
-        return build_model(config.model, config.feature_spec(), config.num_classes, **hparams)
+        return build_model(config.model, config.feature_spec(), config.num_classes, hparams)
 
 
 def uses_xla(config: TrainingConfig) -> bool:

@@ -12,41 +12,20 @@ from typing import Any
 
 from contract.saved_model import TOP_K
 from trainer_module.features import DEFAULT_MAX_FRAMES, NUM_CLASSES_2018, FeatureSpec
+from trainer_module.hparams import (
+    check_values,
+    fraction,
+    not_negative,
+    one_of,
+    positive,
+    setting,
+    weight,
+)
 from trainer_module.segments import SEGMENT_MAX_PRED, SEGMENT_SIZE
 
 CONFIG_FILENAME = "training_config.json"  # written next to checkpoints and exported models
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 MIXED_PRECISIONS = ("none", "float16", "bfloat16")
-
-
-def positive(value) -> str | None:
-    return None if value > 0 else "must be positive"
-
-
-def not_negative(value) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def fraction(value) -> str | None:
-    return None if 0 <= value < 1 else "must be in [0, 1)"
-
-
-def weight(value) -> str | None:
-    return None if 0 <= value <= 1 else "must be in [0, 1]"
-
-
-def one_of(*choices: str):
-    def check(value) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-    return check
-
-
-def setting(default=dataclasses.MISSING, help: str = "", check=None, flag: bool = True,
-            default_factory=dataclasses.MISSING):
-    """A TrainingConfig field with its command-line help and check (which returns what is
-    wrong with a value, or None); `flag=False` fields get no generated flag."""
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"help": help, "check": check, "flag": flag})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +39,8 @@ class TrainingConfig:
     num_classes: int = setting(NUM_CLASSES_2018, check=positive, flag=False)
     # The starter code's is 1024; 256 gives the bundled sample enough steps on a laptop CPU.
     batch_size: int = setting(256, "videos per training step", positive)
-    base_learning_rate: float = setting(0.01, "Adam's initial learning rate", positive)
+    base_learning_rate: float = setting(0.01, "Adam's initial learning rate", positive,
+                                        search=(0.001, 0.003, 0.01, 0.03))
     learning_rate_decay: float = setting(0.95, "learning rate factor per decay period",
                                          positive)
     learning_rate_decay_examples: int = setting(
@@ -68,7 +48,7 @@ class TrainingConfig:
     clip_gradient_norm: float = setting(1.0, "per-variable gradient norm clip (0: off)",
                                         not_negative)
     regularization_penalty: float = setting(1.0, "weight of the models' L2 losses",
-                                            not_negative)
+                                            not_negative, search=(0.1, 1.0, 10.0))
     label_loss: str = setting("CrossEntropyLoss", "CrossEntropyLoss, HingeLoss or SoftmaxLoss")
     label_smoothing: float = setting(
         0.0, "CrossEntropyLoss targets become s/2 and 1 - s/2 (0: off)", fraction)
@@ -128,16 +108,12 @@ class TrainingConfig:
     require_gpus: int = setting(
         0, "stop before training unless TensorFlow sees at least this many GPUs (never a "
            "silent CPU run; kubeflow_runner --trainer_gpus sets it)", not_negative)
-    # Model-specific hyperparameters (e.g. moe_num_mixtures), by starter flag name; the
-    # model classes define them (trainer_module.models.model_hyperparameters).
+    # Model-specific hyperparameters (e.g. moe_num_mixtures), by starter flag name; each
+    # model declares its own (its `Hparams`, read by trainer_module.models).
     model_hparams: dict[str, Any] = setting(flag=False, default_factory=dict)
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            check = field.metadata.get("check")
-            problem = check(getattr(self, field.name)) if check else None
-            if problem:
-                raise ValueError(f"--{field.name} {problem}, got {getattr(self, field.name)}")
+        check_values(self)
         if self.segment_labels and not self.feature_spec().is_frame_level:
             raise ValueError("--segment_labels needs frame-level features (--frame_features)")
 

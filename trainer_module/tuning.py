@@ -8,29 +8,29 @@ training config.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras_tuner
 
-from trainer_module.models import model_hyperparameters
+from trainer_module.models import declared_hyperparameters
 from trainer_module.reader import make_dataset
 from trainer_module.train import compile_model, make_datasets
 from trainer_module.training_config import TrainingConfig
 
-# Searched for every model; models with a MoE (as model or classifier) also search their
-# number of experts.
-LEARNING_RATES = [0.001, 0.003, 0.01, 0.03]
-REGULARIZATION_PENALTIES = [0.1, 1.0, 10.0]
-MODEL_SEARCH_SPACES = {"moe_num_mixtures": [1, 2, 4]}
+
+def search_space(config: TrainingConfig) -> dict[str, tuple]:
+    """The Tuner's choices, by flag name: each training setting and each hyperparameter of
+    the model (with its chosen classifier) declared with `search` choices."""
+    declared = [*dataclasses.fields(TrainingConfig),
+                *declared_hyperparameters(config.model, config.model_hparams).values()]
+    return {field.name: field.metadata["search"] for field in declared
+            if field.metadata["search"]}
 
 
 def define_search_space(hp: keras_tuner.HyperParameters, config: TrainingConfig) -> None:
-    """The training choices every model searches, and those of MODEL_SEARCH_SPACES that the
-    model (with its chosen classifier) takes."""
-    hp.Choice("base_learning_rate", LEARNING_RATES)
-    hp.Choice("regularization_penalty", REGULARIZATION_PENALTIES)
-    takes = model_hyperparameters(config.model, config.model_hparams)
-    for name, values in MODEL_SEARCH_SPACES.items():
-        if name in takes:
-            hp.Choice(name, values)
+    """Declares `search_space(config)` to keras-tuner, each as a choice."""
+    for name, values in search_space(config).items():
+        hp.Choice(name, list(values))
 
 
 def tuner_fn(fn_args):

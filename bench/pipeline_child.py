@@ -28,11 +28,14 @@ def component_windows(metadata_sqlite: str) -> dict[str, tuple[float, float]]:
     return windows
 
 
-def _process_rss_mb(pid: int | str) -> float:
+def _process_pss_mb(pid: int | str) -> float:
+    """The process's proportional set size: its private pages, and each page it shares
+    (TensorFlow's libraries, mapped by every Beam worker) divided among its sharers, so that
+    a process tree's sum counts each page once (VmRSS would count shared ones per process)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("Pss:"):
                     return int(line.split()[1]) / 1024
     except OSError:  # it ended meanwhile
         pass
@@ -60,8 +63,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def rss_mb() -> float:
-    """Resident memory now of this process and every process below it (VmRSS summed)."""
-    return sum(_process_rss_mb(pid) for pid in [os.getpid(), *_descendants(os.getpid())])
+    """Resident memory now of this process and every process below it (PSS summed)."""
+    return sum(_process_pss_mb(pid) for pid in [os.getpid(), *_descendants(os.getpid())])
 
 
 class RssSampler(threading.Thread):

@@ -11,6 +11,7 @@ COPY pipeline/ pipeline/
 COPY data_tools/ data_tools/
 COPY serving/ serving/
 COPY shards/ shards/
+COPY contract/ contract/
 COPY evaluation/ evaluation/
 # Built with the lock's setuptools, offline.
 RUN "$YT8M_TFX_VENV/bin/uv" pip install --quiet --python "$YT8M_TFX_VENV/bin/python" \

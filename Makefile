@@ -120,7 +120,7 @@ help:
 	@echo "make validate-data  read every record of DATA_ROOT: CRC, features, labels, generation"
 	@echo "make bench       benchmarks (~40 min): bench/results.md and bench/results.json"
 	@echo "make bench-scale every component at 1x-128x with its limits (~20 min): bench/scale.md"
-	@echo "make bench-full  the whole DAG on the 2018 dataset's size, 5 M synthetic videos (~1.5 h, ~31 GB): bench/full.md"
+	@echo "make bench-full  the whole DAG on the 2018 dataset's size, 5 M synthetic videos (~25 min, ~25 GB): bench/full.md"
 	@echo "make bench-evaluator  the Evaluator alone at 8k-65k videos vs in-process scoring (~6 min)"
 	@echo "make gpu-check   on an NVIDIA GPU host: frame-level models on the GPU vs CPU (bench/gpu.md)"
 	@echo "make bench-workers  training on 1 vs 2 multi_worker_mirrored workers on 127.0.0.1 (~5 min)"
@@ -303,7 +303,7 @@ bench: setup
 bench-scale: setup
 	$(QUIET) $(PY) -m bench.run --scale $(ARGS)
 
-# The whole DAG on 5 M synthetic videos (~31 GB written under build/bench_full, removed after
+# The whole DAG on 5 M synthetic videos (23.6 GB written under build/bench_full, removed after
 # unless KEEP=1): bench/full.md.
 bench-full: setup
 	$(QUIET) $(PY) -m bench.full $(if $(KEEP),--keep) $(ARGS)

@@ -4,9 +4,10 @@
 Open-source Kubeflow Pipelines 2.x (kubeflow/pipelines `backend/src/v2`) differs from Vertex AI
 Pipelines in three ways TFX's entrypoint depends on:
 - its driver builds input artifacts with an empty type schema (`metadata/client.go`), and
-  TFX's `_retrieve_class_path` then fails on `yaml.safe_load("")`. The type of each such
-  input is restored from the component's own input definitions, which the compiled spec
-  passes as `--json_serialized_inputs_spec_args` (pipeline spec 2.1);
+  TFX's `_retrieve_class_path` then fails on `yaml.safe_load("")`; KFP's local runner
+  (`kfp.local`) types them as its generic `system.Artifact`. The type of each such input is
+  restored from the component's own input definitions, which the compiled spec passes as
+  `--json_serialized_inputs_spec_args` (pipeline spec 2.1);
 - it never runs `lifecycle.preCacheCheck`, where ImportExampleGen's driver resolves the span,
   version and fingerprint of the input files. When the executor finds no driver output, that
   driver runs here first;
@@ -41,6 +42,9 @@ MODULE = __name__
 # by the class path the spec names them with.
 EXAMPLE_GEN_EXECUTORS = tuple(name_utils.get_full_name(executor) for executor in (
     import_example_gen_executor.Executor, StreamingImportExecutor))
+# The type KFP's local runner gives every artifact whose schema title its SDK does not know,
+# TFX's among them (kfp/dsl/executor.py, `create_artifact_instance` falls back to dsl.Artifact).
+GENERIC_KFP_TYPE = "system.Artifact"
 # Schema title → import path of the project's own artifact types.
 CUSTOM_ARTIFACT_TYPES = {"yt8m.HtmlReport": "components.evaluation_report.HtmlReport"}
 # The task's component, for its progress lines: the compiler labels executors `<node>_executor`.
@@ -57,7 +61,8 @@ def restore_input_types(executor_input: pipeline_spec_pb2.ExecutorInput,
             name in inputs_spec.artifacts) else None
         for artifact in artifact_list.artifacts:
             kind = artifact.type.WhichOneof("kind")
-            untyped = kind is None or not getattr(artifact.type, kind)  # e.g. instanceSchema ""
+            untyped = (kind is None or not getattr(artifact.type, kind)  # e.g. instanceSchema ""
+                       or artifact.type.schema_title == GENERIC_KFP_TYPE)
             if untyped and declared is not None:
                 artifact.type.CopyFrom(declared)
                 restored.append(name)

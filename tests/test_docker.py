@@ -91,8 +91,8 @@ def spec_module_paths(spec_path) -> set[str]:
         text = f.read()
     paths = set(re.findall(r"--executor_class_path\n\s+- ([\w.]+)", text))
     paths |= set(re.findall(r"- -m\n\s+- ([\w.]+)", text))
-    project = (r"(?<![\w.])(?:shards|trainer_module|evaluation|components|pipeline|serving)"
-               r"(?:\.\w+)+")
+    project = (r"(?<![\w.])(?:shards|contract|trainer_module|evaluation|components|pipeline"
+               r"|serving)(?:\.\w+)+")
     return paths | set(re.findall(project, text))
 
 

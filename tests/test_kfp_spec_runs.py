@@ -3,7 +3,8 @@ as open-source KFP and Vertex AI run it (`tests/kfp_harness.py` says what is and
 simulated). KFP's own local runner runs the spec end to end in tests/test_kfp_local.py; the
 harness stays for what that runner does not do: the open-source backend's cache and untyped
 inputs, and Vertex's `lifecycle.preCacheCheck`. Slow: every task is a container (~15 s of
-imports); `pytest -m "not kfp"` skips these. `make test` builds the image and hands over its engine's API (tests/containers.py)."""
+imports); `pytest -m "not kfp"` skips these. `make test` builds the image and hands over its
+engine's API (tests/containers.py)."""
 
 import os
 import subprocess

@@ -299,7 +299,8 @@ def test_tuner_step_searches_and_the_trainer_uses_the_best(tmp_path, tiny_data_r
     import glob
     import json
 
-    from trainer_module.tuning import LEARNING_RATES
+    from trainer_module.training_config import TrainingConfig
+    from trainer_module.tuning import search_space
 
     pipeline_root = tmp_path / "pipeline_root"
     assert main(["--tune", "2", "--data_root", tiny_data_root, "--pipeline_root",
@@ -311,7 +312,7 @@ def test_tuner_step_searches_and_the_trainer_uses_the_best(tmp_path, tiny_data_r
     result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     with open(os.path.join(result.pushed_path, "assets.extra", "training_config.json")) as f:
         trained = json.load(f)
-    assert best["base_learning_rate"] in LEARNING_RATES
+    assert best["base_learning_rate"] in search_space(TrainingConfig())["base_learning_rate"]
     assert trained["base_learning_rate"] == best["base_learning_rate"]
     assert trained["regularization_penalty"] == best["regularization_penalty"]
     (results_file,) = glob.glob(str(pipeline_root / "Tuner" / "tuner_results" / "*" / "*.json"))

@@ -16,13 +16,15 @@ import os
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_KEY = "source_fingerprint"  # the custom_config entry
 # What the Trainer and the Tuner run: the model code and what it imports.
-TRAINER_SOURCES = ("trainer_module", "shards")
+TRAINER_SOURCES = ("trainer_module", "shards", "contract")
 # What preprocessing_fn runs (tests/test_sources.py checks these cover transform.py's
 # imports): only these, so that editing a model leaves Transform cached.
 TRANSFORM_SOURCES = ("trainer_module/transform.py", "trainer_module/features.py",
                      "trainer_module/training_config.py", "trainer_module/metrics.py",
                      "trainer_module/segments.py", "trainer_module/vocabulary.py",
-                     "trainer_module/vocabulary.csv", "trainer_module/segment_label_ids.csv")
+                     "trainer_module/hparams.py", "trainer_module/vocabulary.csv",
+                     "trainer_module/segment_label_ids.csv", "contract/__init__.py",
+                     "contract/saved_model.py")
 _CODE_SUFFIXES = (".py", ".csv")
 
 

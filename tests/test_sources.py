@@ -20,10 +20,9 @@ from pipeline.sources import (
 
 
 def test_an_edit_a_new_file_or_a_rename_changes_the_fingerprint(tmp_path):
-    shutil.copytree(os.path.join(PROJECT_ROOT, "trainer_module"), tmp_path / "trainer_module",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(os.path.join(PROJECT_ROOT, "shards"), tmp_path / "shards",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for source in TRAINER_SOURCES:
+        shutil.copytree(os.path.join(PROJECT_ROOT, source), tmp_path / source,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     before = source_fingerprint(TRAINER_SOURCES, str(tmp_path))
     assert before == source_fingerprint(TRAINER_SOURCES, PROJECT_ROOT)
     (tmp_path / "trainer_module" / "__pycache__").mkdir(exist_ok=True)

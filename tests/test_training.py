@@ -97,16 +97,18 @@ def test_validation_sees_the_moving_average_and_does_not_disturb_training():
 @pytest.mark.parametrize("model_name", ["LogisticModel", "MlpMoeModel"])
 def test_trained_l2_penalty_is_the_constructors_default_times_the_regularization_penalty(
         monkeypatch, model_name):
-    """The penalty has one home, the model constructors: change a default and what trains
-    changes with it (scaled by --regularization_penalty, as the starter code does)."""
+    """The penalty has one home, the models' declarations: change its default and what
+    trains changes with it (scaled by --regularization_penalty, as the starter code does)."""
     from trainer_module import video_level_models
+    from trainer_module.hparams import hyperparameters, redefault
 
     config = TrainingConfig(model=model_name, regularization_penalty=3.0)
-    for cls in (video_level_models.LogisticModel, video_level_models.MoeModel):
-        defaults = list(cls.__init__.__defaults__)
-        names = cls.__init__.__code__.co_varnames[1:len(defaults) + 1]
-        defaults[names.index("l2_penalty")] = 4e-6
-        monkeypatch.setattr(cls.__init__, "__defaults__", tuple(defaults))
+    for model_class in (video_level_models.LogisticModel, video_level_models.MoeModel):
+        @hyperparameters
+        class Redefaulted(model_class.Hparams):
+            l2_penalty: float = redefault(video_level_models.LogisticHparams, "l2_penalty",
+                                          4e-6)
+        monkeypatch.setattr(model_class, "Hparams", Redefaulted)
     model = build_configured_model(config)
     penalties = {layer.name: layer.kernel_regularizer.l2 for layer in model.layers
                  if getattr(layer, "kernel_regularizer", None) is not None}

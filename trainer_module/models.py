@@ -89,41 +89,46 @@ def _classifier_values(hparams: Hyperparameters, values: Mapping[str, Any]) -> d
     return {key: value for key, value in merged.items() if key != CLASSIFIER_HPARAM}
 
 
+def _hparams_chain(name: str, values: Mapping[str, Any],
+                   with_classifier: bool = True) -> list[tuple[str, Hyperparameters]]:
+    """`--model name`'s hyperparameters with `values`, then (`with_classifier`) those of its
+    video-level classifier (the one `values` choose, else its default), and so on down;
+    raises ValueError for an unknown model, classifier or value."""
+    hparams = get_model_class(name).Hparams.of(values)
+    classifier = _classifier_of(hparams)
+    if not with_classifier or classifier is None:
+        return [(name, hparams)]
+    return [(name, hparams), *_hparams_chain(classifier, _classifier_values(hparams, values))]
+
+
 def declared_hyperparameters(name: str, values: Mapping[str, Any] | None = None,
                              with_classifier: bool = True) -> dict[str, dataclasses.Field]:
     """The declared hyperparameters `--model name` takes, by flag name: its own and
-    (`with_classifier`) its video-level classifier's (the one `values` choose, else its
-    default); raises ValueError for an unknown model, classifier or value."""
-    hparams = get_model_class(name).Hparams.of(values or {})
-    own = {field.name: field for field in dataclasses.fields(hparams)}
-    classifier = _classifier_of(hparams)
-    if not with_classifier or classifier is None:
-        return own
-    return {**declared_hyperparameters(classifier, _classifier_values(hparams, values or {})),
-            **own}
+    (`with_classifier`) its classifier's, the model's declaration where both declare one."""
+    declared: dict[str, dataclasses.Field] = {}
+    for _, hparams in reversed(_hparams_chain(name, values or {}, with_classifier)):
+        declared.update({field.name: field for field in dataclasses.fields(hparams)})
+    return declared
 
 
 def model_hyperparameters(name: str, values: Mapping[str, Any] | None = None,
                           with_classifier: bool = True) -> dict[str, Any]:
     """Every hyperparameter `--model name` takes (as `declared_hyperparameters`), with the
     value `values` give it, else its default."""
-    hparams = get_model_class(name).Hparams.of(values or {})
-    resolved = dataclasses.asdict(hparams)
-    classifier = _classifier_of(hparams)
-    if not with_classifier or classifier is None:
-        return resolved
-    return {**model_hyperparameters(classifier, _classifier_values(hparams, values or {})),
-            **resolved}
+    resolved: dict[str, Any] = {}
+    for _, hparams in reversed(_hparams_chain(name, values or {}, with_classifier)):
+        resolved.update(dataclasses.asdict(hparams))
+    return resolved
 
 
 def _instantiate(name: str, values: Mapping[str, Any]):
-    """The model object `--model name` with `values`, its classifier built first."""
-    model_class = get_model_class(name)
-    hparams = model_class.Hparams.of(values)
-    classifier = _classifier_of(hparams)
-    if classifier is None:
-        return model_class(hparams)
-    return model_class(hparams, _instantiate(classifier, _classifier_values(hparams, values)))
+    """The model object `--model name` with `values`, each classifier built before the
+    model that ends in it."""
+    model = None
+    for model_name, hparams in reversed(_hparams_chain(name, values)):
+        model_class = get_model_class(model_name)
+        model = model_class(hparams) if model is None else model_class(hparams, model)
+    return model
 
 
 def hyperparameter_flags() -> dict[str, tuple[type, str]]:

@@ -117,17 +117,42 @@ def saved_model_cli_outputs(model_dir: str, records: list[bytes], workdir: str,
                             signature: str = "serving_default") -> dict[str, np.ndarray]:
     """`saved_model_cli run` on serialized `records`: TF Serving's loading path (C++ loader,
     `saver_def` restore, SignatureDef run by tensor name), as a separate process."""
+    return saved_model_cli_outputs_of_many([model_dir], records, workdir, signature)[0]
+
+
+# What `saved_model_cli run --dir D --tag_set serve --signature_def S --inputs examples=F
+# --outdir O` runs once its flags are parsed (tensorflow/python/tools/saved_model_cli.py,
+# `run`), here for several models in one process: TensorFlow is imported once.
+_SAVED_MODEL_CLI_RUNS = """
+import json, sys
+from tensorflow.python.tools import saved_model_cli
+for model_dir, signature, inputs, outdir in json.loads(sys.argv[1]):
+    saved_model_cli.run_saved_model_with_feed_dict(
+        model_dir, "serve", signature,
+        saved_model_cli.load_inputs_from_input_arg_string(f"examples={inputs}", "", ""),
+        outdir, False)
+"""
+
+
+def saved_model_cli_outputs_of_many(model_dirs: list[str], records: list[bytes], workdir: str,
+                                    signature: str = "serving_default"
+                                    ) -> list[dict[str, np.ndarray]]:
+    """`saved_model_cli run` on serialized `records` for each model of `model_dirs`: TF
+    Serving's loading path (C++ loader, `saver_def` restore, SignatureDef run by tensor
+    name), in one process apart from this one."""
+    import json
     import subprocess
     import sys
 
-    inputs, outdir = os.path.join(workdir, "examples.npy"), os.path.join(workdir, "outputs")
+    inputs = os.path.join(workdir, "examples.npy")
     np.save(inputs, np.array(records, dtype=object), allow_pickle=True)
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    subprocess.run([cli, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def",
-                    signature, "--inputs", f"examples={inputs}", "--outdir", outdir],
+    outdirs = [os.path.join(workdir, f"outputs{i}") for i in range(len(model_dirs))]
+    runs = [(model_dir, signature, inputs, outdir)
+            for model_dir, outdir in zip(model_dirs, outdirs, strict=True)]
+    subprocess.run([sys.executable, "-c", _SAVED_MODEL_CLI_RUNS, json.dumps(runs)],
                    check=True, capture_output=True)
-    return {name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
-            for name in os.listdir(outdir)}
+    return [{name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
+             for name in os.listdir(outdir)} for outdir in outdirs]
 
 
 def save_tf1_model(path: str, session, signatures: dict) -> None:

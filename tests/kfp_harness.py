@@ -83,15 +83,18 @@ def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:
 
 def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
                  mounts: list[str], env: dict | None = None,
-                 cache: dict | None = None) -> dict[str, TaskRun]:
-    """Runs every task of the spec, each in a container with `mounts`, as soon as the tasks
-    it depends on are done (as a backend does, up to PARALLEL_TASKS at once); returns the
-    task runs by name. `cache` (shared between runs, as a backend's is) enables KFP's
-    caching. Raises CalledProcessError (with the task's output) when a task fails."""
+                 cache: dict | None = None,
+                 until: set[str] | None = None) -> dict[str, TaskRun]:
+    """Runs every task of the spec (or only the tasks in `until` and those they depend on),
+    each in a container with `mounts`, as soon as the tasks it depends on are done (as a
+    backend does, up to PARALLEL_TASKS at once); returns the task runs by name. `cache`
+    (shared between runs, as a backend's is) enables KFP's caching. Raises
+    CalledProcessError (with the task's output) when a task fails."""
     spec = load_spec(spec_path)
     check_spec(spec, mode)
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     tasks = spec.root.dag.tasks
+    wanted = _with_upstream(tasks, until) if until is not None else set(tasks)
     done: dict[str, TaskRun] = {}
 
     def run_task(name: str) -> TaskRun:
@@ -119,7 +122,7 @@ def run_pipeline(spec_path: str, pipeline_root: str, run_id: str, mode: str,
             cache[key] = run
         return run
 
-    pending, running = set(tasks), {}
+    pending, running = wanted, {}
     with concurrent.futures.ThreadPoolExecutor(PARALLEL_TASKS) as pool:
         while pending or running:
             for name in sorted(pending):
@@ -145,6 +148,17 @@ def _cache_key(executor_input, container: dict) -> str:
                        for k, v in sorted(executor_input.outputs.artifacts.items())},
            "container": {k: container[k] for k in ("image", "command", "args")}}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _with_upstream(tasks, names: set[str]) -> set[str]:
+    """`names` and every task they wait for, transitively."""
+    found, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(_upstream(tasks[name]))
+    return found
 
 
 def _upstream(task) -> set[str]:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from contract.saved_model import EXTRA_ASSETS_DIR
 from tests.conftest import PROJECT_ROOT, SAMPLE
-from tests.helpers import saved_model_cli_outputs
+from tests.helpers import saved_model_cli_outputs, saved_model_cli_outputs_of_many
 from trainer_module.distribution import DeviceError, with_starter_towers
 from trainer_module.export import HISTORY_FILENAME
 from trainer_module.reader import list_files
@@ -77,9 +77,9 @@ def test_mirrored_over_two_devices_trains_resumes_exports_with_the_one_device_ga
     # are not compared one by one: the runs differ by float sums over replicas, which Adam
     # turns into whole steps for the thousands of classes with ~0 gradient after 40 steps.
     records = [r.numpy() for r in tf.data.TFRecordDataset(list_files(VALIDATE)[0]).take(8)]
-    one, two = (saved_model_cli_outputs(str(tmp_path / name / "export40"), records,
-                                        str(tmp_path / name))
-                for name in ("none", "mirrored"))
+    one, two = saved_model_cli_outputs_of_many(
+        [str(tmp_path / name / "export40") for name in ("none", "mirrored")], records,
+        str(tmp_path))
     assert one.keys() == two.keys() and two["scores"].dtype == np.float32
     assert two["scores"].shape == one["scores"].shape == (8, 3862)
 

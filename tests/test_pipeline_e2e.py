@@ -191,8 +191,8 @@ def tiny_frame_root(tiny_data_root, tmp_path_factory) -> str:
     return str(root)
 
 
+# FrameLevelLogisticModel's pipeline runs on the real frames (tests/test_real_frames.py).
 @pytest.mark.parametrize("model,hparams", [
-    ("FrameLevelLogisticModel", []),
     ("DbofModel", ["--dbof_cluster_size=256", "--dbof_hidden_size=128", "--iterations=10"]),
     ("NetVLADModel", ["--netvlad_cluster_size=8", "--netvlad_hidden_size=128",
                       "--moe_prob_gating=true"]),

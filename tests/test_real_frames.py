@@ -8,10 +8,16 @@ import pytest
 import tensorflow as tf
 
 from data_tools.validate_data import main as validate_data_main
+from evaluation.offline_eval import evaluate_saved_model
 from pipeline.run_local import main as run_local_main
 from pipeline.summary import latest_run_result
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import assert_runs_in_tf_servings_loader, saved_model_cli_outputs
+from tests.helpers import (
+    assert_runs_in_tf_servings_loader,
+    assert_variables_are_what_the_signatures_read,
+    saved_model_cli_outputs,
+    saved_model_cli_outputs_of_many,
+)
 from tests.test_models import NUM_CLASSES, SMALL_HPARAMS
 from trainer_module.frame_level_models import FRAME_LEVEL_MODELS
 from trainer_module.reader import make_dataset
@@ -68,19 +74,32 @@ def test_validate_data_accepts_real_frames(capsys):
     assert validate_data_main(["--data_root", REAL_FRAMES, "--frame_features"]) == 0
 
 
+@pytest.fixture(scope="module")
+def exported_frame_models(tmp_path_factory) -> dict[str, tuple[str, dict]]:
+    """Every frame model trained one step on the real frames and exported; with what TF
+    Serving's loading path (`saved_model_cli run`, one process for all) gives on the
+    validate records."""
+    root = tmp_path_factory.mktemp("frame_models")
+    model_dirs = {}
+    for model_name in sorted(FRAME_LEVEL_MODELS):
+        model_dirs[model_name] = str(root / model_name / "model")
+        train_and_export(frame_config(model_name), tf.io.gfile.glob(TRAIN),
+                         tf.io.gfile.glob(VALIDATE), train_steps=1,
+                         export_dir=model_dirs[model_name], log_dir=str(root / model_name))
+    by_cli = saved_model_cli_outputs_of_many(list(model_dirs.values()), records(VALIDATE),
+                                             str(root))
+    return {name: (model_dir, outputs)
+            for (name, model_dir), outputs in zip(model_dirs.items(), by_cli, strict=True)}
+
+
 @pytest.mark.parametrize("model_name", sorted(FRAME_LEVEL_MODELS))
-def test_every_frame_model_trains_and_serves_real_frames(tmp_path, model_name):
-    config = frame_config(model_name)
-    train_and_export(config, tf.io.gfile.glob(TRAIN), tf.io.gfile.glob(VALIDATE),
-                     train_steps=1, export_dir=str(tmp_path / "model"),
-                     log_dir=str(tmp_path / "logs"))
+def test_every_frame_model_trains_and_serves_real_frames(exported_frame_models, model_name):
+    model_dir, by_cli = exported_frame_models[model_name]
     served = records(VALIDATE)
-    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    loaded = tf.saved_model.load(model_dir)
     scores = loaded.signatures["serving_default"](examples=tf.constant(served))["scores"]
     assert scores.shape == (len(served), NUM_CLASSES)
-    assert_runs_in_tf_servings_loader(str(tmp_path / "model"), loaded, served)
-    # TF Serving's own loading path, in its own process.
-    by_cli = saved_model_cli_outputs(str(tmp_path / "model"), served, str(tmp_path))
+    assert_runs_in_tf_servings_loader(model_dir, loaded, served)
     np.testing.assert_array_equal(by_cli["scores"], scores.numpy())
 
 
@@ -97,8 +116,13 @@ def test_frame_level_pipeline_on_real_frames(tmp_path):
     result = latest_run_result(str(pipeline_root / "metadata.sqlite"))
     assert result.metrics["example_count"] == 4
     assert result.blessed and result.pushed_path
+    # The Evaluator's GAP is the eval CLI's on what was pushed.
+    cli_metrics = evaluate_saved_model(result.pushed_path, VALIDATE)
+    assert abs(result.metrics["gap"] - cli_metrics["gap"]) < 1e-4
     served = records(VALIDATE)
-    by_python = tf.saved_model.load(result.pushed_path).signatures["serving_default"](
-        examples=tf.constant(served))
+    loaded = tf.saved_model.load(result.pushed_path)
+    by_python = loaded.signatures["serving_default"](examples=tf.constant(served))
     by_cli = saved_model_cli_outputs(result.pushed_path, served, str(tmp_path))
     np.testing.assert_array_equal(by_cli["scores"], by_python["scores"].numpy())
+    assert_runs_in_tf_servings_loader(result.pushed_path, loaded, served)
+    assert_variables_are_what_the_signatures_read(result.pushed_path, loaded)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from trainer_module.features import LABELS_KEY, VIDEO_ID_KEYS
+from trainer_module.features import (
+    FRAME_LEVEL_FEATURES,
+    LABELS_KEY,
+    VIDEO_ID_KEYS,
+    VIDEO_LEVEL_FEATURES,
+)
 
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 _SCALE = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
@@ -83,7 +88,8 @@ def synthesize_frames(video_mean: np.ndarray, num_frames: int, rng: np.random.Ge
     return _error_diffused_quantize(np.clip(frames + shift, DEQUANTIZED_MIN, DEQUANTIZED_MAX))
 
 
-VIDEO_TO_FRAME_FEATURES = {"mean_rgb": "rgb", "mean_audio": "audio"}
+# Each video-level mean and the frame-level feature it averages, in the same order.
+VIDEO_TO_FRAME_FEATURES = dict(zip(VIDEO_LEVEL_FEATURES, FRAME_LEVEL_FEATURES, strict=True))
 
 
 def sequence_example_from_video(video: tf.train.Example, rng: np.random.Generator,

@@ -229,14 +229,14 @@ def _segment_batches(video_batches: tf.data.Dataset, spec: FeatureSpec, num_clas
         parsed = parse_frame_examples(serialized, spec, max_frames=max_frames,
                                       with_segments=True)
         features, labels, weights = rated_segments(parsed, spec, num_classes, segment_size)
-        return features, {"labels": labels, LABEL_WEIGHTS_KEY: weights}
+        return features, {LABELS_KEY: labels, LABEL_WEIGHTS_KEY: weights}
 
     segments = video_batches.map(to_segments, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     if shuffle:
         segments = segments.shuffle(buffer_size=max(4 * batch_size, 1024), seed=seed)
 
     def stack(features, targets):
-        return features, segment_targets(targets["labels"], targets[LABEL_WEIGHTS_KEY])
+        return features, segment_targets(targets[LABELS_KEY], targets[LABEL_WEIGHTS_KEY])
 
     return (segments.batch(batch_size).map(stack, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

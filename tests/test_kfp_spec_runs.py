@@ -141,8 +141,14 @@ def test_kfp_local_runs_every_task_of_the_compiled_spec(local_run):
     assert os.path.getsize(os.path.join(report, "evaluation_report.html")) > 10_000
 
 
+@pytest.fixture(scope="module")
+def backend_cache() -> dict:
+    """The open-source backend's cache, shared by this module's open-source runs."""
+    return {}
+
+
 def test_open_source_kfp_caches_the_data_steps_and_keeps_the_served_model(
-        tmp_path, tiny_data_root, local_run):
+        tmp_path, tiny_data_root, local_run, backend_cache):
     """Two runs on one pipeline root and one backend cache: the data steps, then one training
     step from scratch evaluated against the model kfp.local served."""
     root, serving = tmp_path / "root", local_run.serving
@@ -151,7 +157,7 @@ def test_open_source_kfp_caches_the_data_steps_and_keeps_the_served_model(
         "candidate"]["Overall"]["gap"]
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving,
                         "--train_steps", "1", "--start_new_model")
-    cache = {}  # the backend's cache, shared by both runs
+    cache = backend_cache  # the backend's, shared by both runs (and the stock test below)
     data_steps = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
                   "StopOnAnomalies", "Transform"}
     first = run_pipeline(spec, str(root), "run-1", OPEN_SOURCE_KFP,
@@ -193,18 +199,30 @@ def test_vertex_runs_the_pre_cache_check_and_hands_over_typed_inputs(tmp_path,
     assert sorted(os.listdir(statistics)) == ["Split-train", "Split-validate"]
 
 
-def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_data_root):
+def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_data_root,
+                                                              backend_cache):
     """Why the spec starts `pipeline.kfp_entrypoint`: TFX's own entrypoint cannot read the
-    untyped input artifacts open-source KFP hands over."""
+    untyped input artifacts open-source KFP hands over. StatisticsGen, the first task with an
+    input artifact, runs TFX's entrypoint; ImportExampleGen comes from the backend's cache
+    when the open-source runs above filled it."""
+    import yaml
+
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving)
+    stock_spec = yaml.safe_load(open(spec))
+    compiled = load_spec(spec)
+    label = compiled.components[compiled.root.dag.tasks["StatisticsGen"]
+                                .component_ref.name].executor_label
+    command = stock_spec["deploymentSpec"]["executors"][label]["container"]["command"]
+    assert command[-1] == kfp_entrypoint.MODULE
+    command[-1] = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
     stock = tmp_path / "stock.yaml"
-    stock.write_text(open(spec).read().replace(
-        kfp_entrypoint.MODULE, "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"))
+    stock.write_text(yaml.safe_dump(stock_spec))
     with pytest.raises(subprocess.CalledProcessError) as failure:
         run_pipeline(str(stock), str(root), "run-1", OPEN_SOURCE_KFP,
-                     [str(tmp_path), tiny_data_root], QUIET)
-    assert failure.value.cmd == "task StatisticsGen"  # the first task with an input artifact
+                     [str(tmp_path), tiny_data_root], QUIET, backend_cache,
+                     until={"StatisticsGen"})
+    assert failure.value.cmd == "task StatisticsGen"
     assert "'NoneType' object has no attribute 'get'" in failure.value.stderr
 
     refused = load_spec(spec)

@@ -191,14 +191,20 @@ def tiny_frame_root(tiny_data_root, tmp_path_factory) -> str:
     return str(root)
 
 
+@pytest.fixture(scope="module")
+def frame_pipeline_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("frame_pipeline") / "pipeline_root"
+
+
 # FrameLevelLogisticModel's pipeline runs on the real frames (tests/test_real_frames.py).
 @pytest.mark.parametrize("model,hparams", [
     ("DbofModel", ["--dbof_cluster_size=256", "--dbof_hidden_size=128", "--iterations=10"]),
     ("NetVLADModel", ["--netvlad_cluster_size=8", "--netvlad_hidden_size=128",
                       "--moe_prob_gating=true"]),
 ])
-def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root, model, hparams):
-    pipeline_root = tmp_path / "pipeline_root"
+def test_frame_level_pipeline_evaluates_what_it_pushes(tmp_path, tiny_frame_root,
+                                                       frame_pipeline_root, model, hparams):
+    pipeline_root = frame_pipeline_root  # the models share the data steps' cached outputs
     assert main(["--frame_features", "--model", model, *hparams, "--max_frames", "40",
                  "--data_root", tiny_frame_root, "--pipeline_root", str(pipeline_root),
                  "--serving_model_dir", str(tmp_path / "serving"), "--train_steps", "20",

@@ -117,7 +117,15 @@ def saved_model_cli_outputs(model_dir: str, records: list[bytes], workdir: str,
                             signature: str = "serving_default") -> dict[str, np.ndarray]:
     """`saved_model_cli run` on serialized `records`: TF Serving's loading path (C++ loader,
     `saver_def` restore, SignatureDef run by tensor name), as a separate process."""
-    return saved_model_cli_outputs_of_many([model_dir], records, workdir, signature)[0]
+    import subprocess
+    import sys
+
+    inputs, outdir = _saved_inputs(records, workdir), os.path.join(workdir, "outputs")
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    subprocess.run([cli, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def",
+                    signature, "--inputs", f"examples={inputs}", "--outdir", outdir],
+                   check=True, capture_output=True)
+    return _saved_outputs(outdir)
 
 
 # What `saved_model_cli run --dir D --tag_set serve --signature_def S --inputs examples=F
@@ -137,22 +145,33 @@ for model_dir, signature, inputs, outdir in json.loads(sys.argv[1]):
 def saved_model_cli_outputs_of_many(model_dirs: list[str], records: list[bytes], workdir: str,
                                     signature: str = "serving_default"
                                     ) -> list[dict[str, np.ndarray]]:
-    """`saved_model_cli run` on serialized `records` for each model of `model_dirs`: TF
-    Serving's loading path (C++ loader, `saver_def` restore, SignatureDef run by tensor
-    name), in one process apart from this one."""
+    """What `saved_model_cli run` gives on serialized `records` for each model of
+    `model_dirs` (its own run function after its flag parsing), in one process apart from
+    this one."""
     import json
     import subprocess
     import sys
 
-    inputs = os.path.join(workdir, "examples.npy")
-    np.save(inputs, np.array(records, dtype=object), allow_pickle=True)
+    inputs = _saved_inputs(records, workdir)
     outdirs = [os.path.join(workdir, f"outputs{i}") for i in range(len(model_dirs))]
     runs = [(model_dir, signature, inputs, outdir)
             for model_dir, outdir in zip(model_dirs, outdirs, strict=True)]
     subprocess.run([sys.executable, "-c", _SAVED_MODEL_CLI_RUNS, json.dumps(runs)],
                    check=True, capture_output=True)
-    return [{name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
-             for name in os.listdir(outdir)} for outdir in outdirs]
+    return [_saved_outputs(outdir) for outdir in outdirs]
+
+
+def _saved_inputs(records: list[bytes], workdir: str) -> str:
+    """`records` saved where `saved_model_cli --inputs` reads them."""
+    path = os.path.join(workdir, "examples.npy")
+    np.save(path, np.array(records, dtype=object), allow_pickle=True)
+    return path
+
+
+def _saved_outputs(outdir: str) -> dict[str, np.ndarray]:
+    """The outputs `saved_model_cli --outdir` wrote, by output name."""
+    return {name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True)
+            for name in os.listdir(outdir)}
 
 
 def save_tf1_model(path: str, session, signatures: dict) -> None:

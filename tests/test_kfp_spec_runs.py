@@ -22,6 +22,7 @@ import subprocess
 import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
 from components.tfma_metrics import load_evaluation
 from pipeline import kfp_entrypoint
@@ -33,6 +34,7 @@ from tests.kfp_harness import (
     SpecRefused,
     check_spec,
     custom_property,
+    executor_of,
     load_spec,
     run_pipeline,
 )
@@ -121,9 +123,8 @@ def local_run(tmp_path_factory, tiny_data_root) -> LocalRun:
 
 def test_kfp_local_runs_every_task_of_the_compiled_spec(local_run):
     spec = local_run.spec
-    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
-    container_tasks = {name for name, task in spec.root.dag.tasks.items() if "container" in
-                       executors[spec.components[task.component_ref.name].executor_label]}
+    container_tasks = {name for name in spec.root.dag.tasks
+                       if "container" in executor_of(spec, name)}
     written = {name for name in spec.root.dag.tasks
                if (local_run.folder(name) / "executor_output.json").exists()}
     # Not the runner's statuses: kfp.local reports SUCCESS for a container it could not wait
@@ -187,11 +188,8 @@ def test_vertex_runs_the_pre_cache_check_and_hands_over_typed_inputs(tmp_path,
     kfp.local run above (warm start included) and in the open-source runs."""
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving)
-    compiled = load_spec(spec)
-    executors = json_format.MessageToDict(compiled.deployment_spec)["executors"]
-    example_gen = compiled.components[compiled.root.dag.tasks["ImportExampleGen"]
-                                      .component_ref.name].executor_label
-    assert "preCacheCheck" in executors[example_gen]["container"]["lifecycle"]
+    example_gen = executor_of(load_spec(spec), "ImportExampleGen")
+    assert "preCacheCheck" in example_gen["container"]["lifecycle"]
     runs = run_pipeline(spec, str(root), "run-1", VERTEX, [str(tmp_path), tiny_data_root],
                         QUIET, until={"StatisticsGen"})
     assert set(runs) == {"ImportExampleGen", "StatisticsGen"}
@@ -209,13 +207,13 @@ def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_dat
 
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving)
-    stock_spec = yaml.safe_load(open(spec))
+    stock_spec = yaml.safe_load(pathlib.Path(spec).read_text())
     compiled = load_spec(spec)
     label = compiled.components[compiled.root.dag.tasks["StatisticsGen"]
                                 .component_ref.name].executor_label
     command = stock_spec["deploymentSpec"]["executors"][label]["container"]["command"]
     assert command[-1] == kfp_entrypoint.MODULE
-    command[-1] = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+    command[-1] = kubeflow_v2_run_executor.__name__
     stock = tmp_path / "stock.yaml"
     stock.write_text(yaml.safe_dump(stock_spec))
     with pytest.raises(subprocess.CalledProcessError) as failure:

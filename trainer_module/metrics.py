@@ -109,6 +109,9 @@ class EvaluationMetrics:
         self.sum_hit_at_one = 0.0
         self.sum_perr = 0.0
         self._positives = np.zeros(num_classes, np.int64)
+        # The pool is most of the Evaluator's memory at full size: class ids in two bytes when
+        # they fit, and whether each entry is a true label packed to a bit when pickled.
+        self._class_id_dtype = np.uint16 if num_classes <= 1 << 16 else np.int32
         self._class_ids: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._hits: list[np.ndarray] = []
@@ -131,7 +134,7 @@ class EvaluationMetrics:
         if scores.top_class_ids.shape[1:] != (self.top_k,):
             raise ValueError(f"scores of the top {scores.top_class_ids.shape[1:]} classes "
                              f"added to a top-{self.top_k} accumulator")
-        self._class_ids.append(scores.top_class_ids.ravel())
+        self._class_ids.append(scores.top_class_ids.ravel().astype(self._class_id_dtype))
         self._scores.append(scores.top_scores.ravel())
         self._hits.append(scores.top_hits.ravel())
         self._label_ids.append(scores.label_ids)
@@ -161,6 +164,17 @@ class EvaluationMetrics:
             self._scores = [np.concatenate(self._scores)]
             self._hits = [np.concatenate(self._hits)]
 
+    def __getstate__(self) -> dict:
+        self.compact()
+        state = self.__dict__.copy()
+        state["_hits"] = [np.packbits(hits) for hits in self._hits]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._hits = [np.unpackbits(packed, count=len(scores)).view(bool)
+                      for packed, scores in zip(self._hits, self._scores, strict=True)]
+
     @property
     def positives_per_class(self) -> np.ndarray:
         """How many videos carry each class ([num_classes])."""
@@ -178,14 +192,17 @@ class EvaluationMetrics:
         """AP of every class over its entries in the top-k pool ([num_classes])."""
         class_ids, scores, hits = self.pool()
         order = np.lexsort((-scores, class_ids))  # by class, then by descending score
-        class_ids, hits = class_ids[order], hits[order]
-        group_start = np.searchsorted(class_ids, class_ids, side="left")
-        cumulative_hits = np.cumsum(hits)
-        hits_before_group = np.where(group_start > 0, cumulative_hits[group_start - 1], 0)
-        hits_so_far = cumulative_hits - hits_before_group
-        rank = np.arange(len(hits)) - group_start + 1
-        precision_at_hits = np.where(hits, hits_so_far / rank, 0.0)
-        ap_sums = np.bincount(class_ids, weights=precision_at_hits, minlength=self.num_classes)
+        class_ids = class_ids[order]
+        hit_positions = np.flatnonzero(hits[order])
+        del order
+        # Only the true labels add to AP: each one's precision is the true labels of its class
+        # up to it over its rank in its class (both arrays are sorted by class).
+        hit_class_ids = class_ids[hit_positions]
+        rank = hit_positions - np.searchsorted(class_ids, hit_class_ids, side="left") + 1
+        hits_so_far = (np.arange(len(hit_class_ids))
+                       - np.searchsorted(hit_class_ids, hit_class_ids, side="left") + 1)
+        ap_sums = np.bincount(hit_class_ids, weights=hits_so_far / rank,
+                              minlength=self.num_classes)
         with np.errstate(divide="ignore", invalid="ignore"):
             aps = np.where(self.positives_per_class > 0,
                            ap_sums / self.positives_per_class, 0.0)
@@ -230,10 +247,10 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) 
     if num_positives == 0 or len(scores) == 0:
         return 0.0
     order = np.argsort(-np.asarray(scores), kind="stable")
-    ranked_hits = np.asarray(hits, bool)[order]
-    hits_so_far = np.cumsum(ranked_hits)
-    ranks = np.arange(1, len(ranked_hits) + 1)
-    return float(np.sum(hits_so_far[ranked_hits] / ranks[ranked_hits]) / num_positives)
+    hit_ranks = np.flatnonzero(np.asarray(hits, bool)[order]) + 1
+    del order
+    hits_so_far = np.arange(1, len(hit_ranks) + 1)
+    return float(np.sum(hits_so_far / hit_ranks) / num_positives)
 
 
 def _precision_at_equal_recall(predictions: np.ndarray, labels: np.ndarray,

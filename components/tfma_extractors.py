@@ -106,12 +106,6 @@ class _GroupBySlice(beam.DoFn):
         self._key_of_value: dict[tuple, tuple] = {}
 
     def process(self, batched_extracts: dict) -> Iterator[dict]:
-        # TFMA's `util.batch_size` (called on every batch of extracts) returns a closure that
-        # refers to itself and to the batch, so each batch's features, raw records, labels and
-        # scores (~9 KB a video) wait for the cyclic garbage collector; with TensorFlow loaded
-        # a full collection is rare, and the Evaluator grew with the split (11.8 GB at 1.1 M
-        # videos). The young generations, collected once a batch, free them.
-        gc.collect(generation=1)
         scores = {spec.name: batch_video_scores(batched_extracts, spec, self._top_k)
                   for spec in self._model_specs}
         num_videos = len(next(iter(scores.values())).perr)
@@ -241,6 +235,13 @@ def slice_groups_extractor(eval_config: config_pb2.EvalConfig,
 
 class _NameSerializedExamples(beam.DoFn):
     def process(self, batched_extracts: dict) -> Iterator[dict]:
+        # TFMA's `util.batch_size` (called on every batch of extracts) makes a closure that
+        # refers to itself and to the batch, so each batch's features, raw records, labels and
+        # scores (~9 KB a video) wait for the cyclic garbage collector; with TensorFlow loaded
+        # a full collection is rare, and the Evaluator grew with the split (11.8 GB at 1.1 M
+        # videos). Every stage after this one finishes a batch before the next one enters
+        # (one fused stage), so collecting the young generations here frees the last batch.
+        gc.collect(generation=1)
         features = {**batched_extracts[constants.FEATURES_KEY],
                     SERIALIZED_EXAMPLES_INPUT: batched_extracts[constants.INPUT_KEY]}
         yield {**batched_extracts, constants.FEATURES_KEY: features}

@@ -69,10 +69,15 @@ def load_spec(path: str) -> pipeline_spec_pb2.PipelineSpec:
         return json_format.ParseDict(yaml.safe_load(f), pipeline_spec_pb2.PipelineSpec())
 
 
+def executor_label(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> str:
+    """The name of `task`'s executor in the deployment spec."""
+    return spec.components[spec.root.dag.tasks[task].component_ref.name].executor_label
+
+
 def executor_of(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> dict:
     """The deployment spec's executor of `task` (its `container`, `importer`, …), as a dict."""
-    label = spec.components[spec.root.dag.tasks[task].component_ref.name].executor_label
-    return json_format.MessageToDict(spec.deployment_spec)["executors"][label]
+    return json_format.MessageToDict(spec.deployment_spec)["executors"][
+        executor_label(spec, task)]
 
 
 def check_spec(spec: pipeline_spec_pb2.PipelineSpec, mode: str) -> None:

@@ -34,6 +34,7 @@ from tests.kfp_harness import (
     SpecRefused,
     check_spec,
     custom_property,
+    executor_label,
     executor_of,
     load_spec,
     run_pipeline,
@@ -208,9 +209,7 @@ def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_dat
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", tiny_data_root, root, serving)
     stock_spec = yaml.safe_load(pathlib.Path(spec).read_text())
-    compiled = load_spec(spec)
-    label = compiled.components[compiled.root.dag.tasks["StatisticsGen"]
-                                .component_ref.name].executor_label
+    label = executor_label(load_spec(spec), "StatisticsGen")
     command = stock_spec["deploymentSpec"]["executors"][label]["container"]["command"]
     assert command[-1] == kfp_entrypoint.MODULE
     command[-1] = kubeflow_v2_run_executor.__name__

@@ -109,9 +109,6 @@ class EvaluationMetrics:
         self.sum_hit_at_one = 0.0
         self.sum_perr = 0.0
         self._positives = np.zeros(num_classes, np.int64)
-        # The pool is most of the Evaluator's memory at full size: class ids in two bytes when
-        # they fit, and whether each entry is a true label packed to a bit when pickled.
-        self._class_id_dtype = np.uint16 if num_classes <= 1 << 16 else np.int32
         self._class_ids: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._hits: list[np.ndarray] = []
@@ -163,6 +160,12 @@ class EvaluationMetrics:
             self._class_ids = [np.concatenate(self._class_ids)]
             self._scores = [np.concatenate(self._scores)]
             self._hits = [np.concatenate(self._hits)]
+
+    @property
+    def _class_id_dtype(self) -> type:
+        # The pool is most of the Evaluator's memory at full size: class ids in two bytes when
+        # they fit, and whether each entry is a true label packed to a bit when pickled.
+        return np.uint16 if self.num_classes <= 1 << 16 else np.int32
 
     def __getstate__(self) -> dict:
         self.compact()

@@ -1,7 +1,8 @@
 # The environment image: Debian 13's own Python 3.13 and exactly requirements.lock, no project
-# sources. `make` runs its targets in a container of it with the work tree mounted and on
-# PYTHONPATH (tools/container.sh), so an edit runs at once and rebuilds nothing; the image is
-# tagged by a hash of this file and the locks and rebuilt only when one of them changes.
+# sources but the compiled custom ops (trainer_module/ops/). `make` runs its targets in a
+# container of it with the work tree mounted and on PYTHONPATH (tools/container.sh), so an edit
+# runs at once and rebuilds nothing; the image is tagged by a hash of this file, the locks and
+# the ops, rebuilt only when one of them changes.
 # Target env-cuda adds TensorFlow's CUDA libraries (requirements-cuda.lock) for NVIDIA hosts.
 # The release image that Kubeflow pods run (`make image`, Dockerfile) is built on top of it.
 
@@ -34,10 +35,21 @@ RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-certific
     && "$YT8M_TFX_VENV/bin/uv" pip sync --quiet --compile-bytecode \
         --python "$YT8M_TFX_VENV/bin/python" requirements.lock
 
+# The frame reader's one-pass op (trainer_module/frame_records.py), against the lock's
+# TensorFlow with the flags it reports for custom ops.
+FROM venv AS ops
+COPY frame_records.cc ./
+RUN mkdir -p /opt/yt8m-tfx-ops && g++ -std=c++17 -shared -fPIC -O2 -Wall \
+        -Wno-deprecated-declarations frame_records.cc -o /opt/yt8m-tfx-ops/frame_records.so \
+        $("$YT8M_TFX_VENV/bin/python" -c 'import tensorflow as tf; \
+            print(*tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags())')
+
 # The stamp tells `make setup` in a container that this venv already holds the lock.
 FROM base AS env
 COPY --from=venv $YT8M_TFX_VENV $YT8M_TFX_VENV
 RUN touch "$YT8M_TFX_VENV/.installed"
+COPY --from=ops /opt/yt8m-tfx-ops /opt/yt8m-tfx-ops
+ENV YT8M_TFX_FRAME_RECORDS_OP=/opt/yt8m-tfx-ops/frame_records.so
 
 # The same venv plus the CUDA runtime libraries of TensorFlow's `and-cuda` extra: one more
 # layer (docs/platforms.md says why it is a variant). Wheels only: no compiler needed.

@@ -33,6 +33,7 @@ from bench.workers import bench_workers
 REAL_FRAMES = os.path.join(PROJECT_ROOT, "data", "sample", "frame")  # 12 real videos
 # Each reader's rate against the raw read of the same records (issue #33).
 VIDEO_READER_TARGET, FRAME_READER_TARGET = 0.9, 0.8
+INPUT_ROUNDS = 5  # alternating passes of the raw read and the reader; each keeps its best
 SECTIONS = ("input", "training", "inference", "serving", "segments", "pipeline", "growth",
             "workers")
 
@@ -80,8 +81,14 @@ def bench_input(epochs: int, frame_roots: dict[str, str]) -> list[dict]:
                .repeat(repeat).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE))
         reader = make_dataset(files, spec, 3862, BATCH_SIZE, num_epochs=repeat)
         examples_per_second(raw, lambda b: int(b.shape[0]))  # warm the page cache
-        raw_rate, n = examples_per_second(raw, lambda b: int(b.shape[0]))
-        reader_rate, _ = examples_per_second(reader, lambda b: int(b[1].shape[0]))
+        # The raw read's rate moves by up to 2x between back-to-back passes on these VMs:
+        # the two alternate, and each keeps its best pass.
+        raw_rates, reader_rates = [], []
+        for _ in range(INPUT_ROUNDS):
+            raw_rate, n = examples_per_second(raw, lambda b: int(b.shape[0]))
+            raw_rates.append(raw_rate)
+            reader_rates.append(examples_per_second(reader, lambda b: int(b[1].shape[0]))[0])
+        raw_rate, reader_rate = max(raw_rates), max(reader_rates)
         rows.append({"section": "input", "name": name, "rate": reader_rate,
                      "unit": "examples/s", "baseline": raw_rate,
                      "ratio": reader_rate / raw_rate, "examples": n, "target": target})
@@ -107,7 +114,8 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         detail = ""
         if row["section"] == "input":
-            detail = f"raw read {row['baseline']:,.0f} examples/s"
+            detail = (f"raw read {row['baseline']:,.0f} examples/s; best of "
+                      f"{INPUT_ROUNDS} alternating passes each")
         elif row["section"] == "training" and "floor_ms" in row:
             detail = (f"{row['step_ms']:,.0f} ms/step vs {row['floor_ms']:,.0f} ms of matmuls "
                       f"alone; first step {row['first_step_ms'] / 1000:.1f} s")

@@ -14,7 +14,7 @@ from trainer_module.frames import (
     sequence_example_from_video,
     synthesize_frames,
 )
-from trainer_module.reader import make_dataset, parse_frame_examples
+from trainer_module.reader import make_dataset
 
 FRAME_SPEC = FeatureSpec.from_flags("rgb,audio", "1024,128")
 
@@ -77,14 +77,3 @@ def test_frame_reader_pads_truncates_and_counts_frames(tmp_path):
     features, _ = next(iter(make_dataset(str(tmp_path / "f.tfrecord"), FRAME_SPEC,
                                          num_classes=3862, batch_size=6, max_frames=50)))
     assert features["rgb"].shape == (6, max(lengths), 1024)
-
-
-def test_frame_bytes_of_the_wrong_length_name_the_feature():
-    sequence = tf.train.SequenceExample()
-    sequence.feature_lists.feature_list["rgb"].feature.add().bytes_list.value.append(
-        b"\x00" * 1024)
-    sequence.feature_lists.feature_list["audio"].feature.add().bytes_list.value.append(
-        b"\x00" * 100)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="frame feature 'audio': each frame must be 128 bytes"):
-        parse_frame_examples(tf.constant([sequence.SerializeToString()]), FRAME_SPEC)

@@ -5,8 +5,9 @@
 # UV_VERSION in the environment:
 #   tools/container.sh env [--cuda]
 #       prints the environment image (env.Dockerfile: the lock's venv, no sources), building
-#       it first when missing. Its tag is a hash of env.Dockerfile, the locks and uv's
-#       version, so it is rebuilt only when what it installs changes; the images it replaces
+#       it first when missing. Its tag is a hash of env.Dockerfile, the locks, the custom ops
+#       (trainer_module/ops/) and uv's version, so it is rebuilt only when what it installs
+#       changes; the images it replaces
 #       are removed. --cuda: the variant with TensorFlow's CUDA libraries (TAG-cuda).
 #   tools/container.sh image IMAGE [--cuda]
 #       builds the release image IMAGE (Dockerfile: the sources baked in) on the environment
@@ -126,7 +127,8 @@ image_id() { "${ENGINE[@]}" image inspect --format '{{.Id}}' "$1" 2>/dev/null ||
 # The environment image's tag: what it installs, hashed.
 env_tag() {
   local hash
-  hash=$(cat env.Dockerfile requirements.lock requirements-cuda.lock <(echo "uv $UV_VERSION") \
+  hash=$(cat env.Dockerfile requirements.lock requirements-cuda.lock trainer_module/ops/*.cc \
+    <(echo "uv $UV_VERSION") \
     | sha256sum | cut -c1-12)
   echo "$ENV_REPO:$hash${1:+-cuda}"
 }
@@ -155,7 +157,7 @@ ensure_env() {
   fi
   ensure_base
   context=$(mktemp -d)
-  cp env.Dockerfile requirements.lock requirements-cuda.lock "$context"
+  cp env.Dockerfile requirements.lock requirements-cuda.lock trainer_module/ops/*.cc "$context"
   say "building the environment image $tag (once per change of the locks or env.Dockerfile)"
   build_image environment --build-arg "UV_VERSION=$UV_VERSION" -f "$context/env.Dockerfile" \
     --target "env${cuda:+-cuda}" -t "$tag" "$context"

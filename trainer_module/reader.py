@@ -10,7 +10,9 @@ parsing is several times slower on these small examples.
   compute), plus `num_frames`. The codes stay uint8 up to the model, which dequantizes them
   and zeroes the padding as its first layer (`layers.DequantizedFrames`), on the accelerator
   when there is one: float32 frames would be 4x the bytes through the input pipeline, and
-  dequantizing and padding them took ~75% of the reader's time (bench/README.md).
+  dequantizing and padding them took ~75% of the reader's time (bench/README.md). In tf.data
+  pipelines the frames are copied out of the records in one pass by a C++ op
+  (trainer_module.frame_records); the SavedModel's signatures parse with TensorFlow's ops.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from trainer_module.features import (
     FeatureSpec,
     multi_hot,
 )
+from trainer_module.frame_records import decode_frame_records, has_frame_records_op
 from trainer_module.segments import (
     LABEL_WEIGHTS_KEY,
     SEGMENT_LABELS_KEY,
@@ -72,15 +75,27 @@ def parse_video_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
 def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
                          max_frames: int = DEFAULT_MAX_FRAMES,
                          with_ids: bool = False,
-                         with_segments: bool = False) -> dict[str, tf.Tensor]:
+                         with_segments: bool = False,
+                         in_saved_model: bool = True) -> dict[str, tf.Tensor]:
     """Parses a batch of serialized tf.SequenceExamples into uint8 frame codes
     [batch, min(longest video, max_frames), size] and `num_frames` [batch]; `with_segments`
     adds the segment ratings of the context (sparse, trainer_module.segments).
 
     Frames past a video's `num_frames` repeat its last frame (a gather is cheaper than
     zero-padding); whoever reads them masks by `num_frames`, as the models do.
+    `in_saved_model=False` (tf.data pipelines) copies the frames out of the records in one
+    pass where the environment has the op (trainer_module.frame_records; TF Serving has not).
     """
     context_spec = _labels_and_ids_spec(with_labels, with_ids, with_segments)
+    if not in_saved_model and has_frame_records_op():
+        parsed = dict(tf.io.parse_sequence_example(serialized, context_features=context_spec)[0]
+                      if context_spec else {})
+        codes, parsed[NUM_FRAMES_KEY] = decode_frame_records(serialized, spec.names,
+                                                             spec.sizes, max_frames)
+        parsed.update(zip(spec.names, codes, strict=True))
+        if with_ids:
+            _merge_video_ids(parsed)
+        return parsed
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
         sequence_features={name: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
@@ -130,11 +145,13 @@ def parse_segment_ratings(serialized: tf.Tensor, spec: FeatureSpec,
 
 def parse_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: bool = False,
                    max_frames: int = DEFAULT_MAX_FRAMES,
-                   with_ids: bool = False) -> dict[str, tf.Tensor]:
+                   with_ids: bool = False, in_saved_model: bool = True
+                   ) -> dict[str, tf.Tensor]:
     """Video- or frame-level parsing, as `spec` says. With `with_ids`, `video_id` holds each
-    example's 2018 `id` or 2017 `video_id`."""
+    example's 2018 `id` or 2017 `video_id`; `in_saved_model` as parse_frame_examples."""
     if spec.is_frame_level:
-        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids)
+        return parse_frame_examples(serialized, spec, with_labels, max_frames, with_ids,
+                                    in_saved_model=in_saved_model)
     return parse_video_examples(serialized, spec, with_labels, with_ids)
 
 
@@ -179,7 +196,9 @@ def make_dataset(
     files_ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    records = files_ds.interleave(
+    # The file list repeats, not the interleave: restarting it each epoch cost the frame
+    # reader ~15% of its rate on few, small files (bench/README.md).
+    records = files_ds.repeat(num_epochs).interleave(
         lambda path: tf.data.TFRecordDataset(path, compression_type=compression_of(files[0])),
         cycle_length=min(len(files), 8),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -187,13 +206,14 @@ def make_dataset(
     )
     if shuffle:
         records = records.shuffle(buffer_size=max(4 * batch_size, 1024), seed=seed)
-    records = records.repeat(num_epochs).batch(batch_size)
+    records = records.batch(batch_size)
     if segment_size:
         return _segment_batches(records, spec, num_classes, batch_size, segment_size,
                                 max_frames, shuffle, seed)
 
     def parse(serialized):
-        parsed = parse_examples(serialized, spec, with_labels, max_frames)
+        parsed = parse_examples(serialized, spec, with_labels, max_frames,
+                                in_saved_model=False)
         features = {name: parsed[name] for name in model_input_names(spec)}
         if not with_labels:
             return features
@@ -210,7 +230,8 @@ def segment_video_batches(file_patterns: str | list[str], spec: FeatureSpec, bat
     records = tf.data.TFRecordDataset(files, compression_type=compression_of(files[0]))
     return records.batch(batch_size).map(
         lambda serialized: parse_frame_examples(serialized, spec, max_frames=max_frames,
-                                                with_ids=True, with_segments=True),
+                                                with_ids=True, with_segments=True,
+                                                in_saved_model=False),
         num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -227,7 +248,7 @@ def _segment_batches(video_batches: tf.data.Dataset, spec: FeatureSpec, num_clas
     """Batches of `batch_size` rated segments from batches of serialized videos."""
     def to_segments(serialized):
         parsed = parse_frame_examples(serialized, spec, max_frames=max_frames,
-                                      with_segments=True)
+                                      with_segments=True, in_saved_model=False)
         features, labels, weights = rated_segments(parsed, spec, num_classes, segment_size)
         return features, {LABELS_KEY: labels, LABEL_WEIGHTS_KEY: weights}
 

@@ -115,3 +115,27 @@ def test_a_record_that_is_not_a_sequence_example_is_named(record):
                        match="record 1 of the batch is not a serialized tf.SequenceExample"):
         decode_frame_records(tf.constant([_sequence([1024], [128]), record]), SPEC.names,
                              SPEC.sizes, max_frames=300)
+
+
+def test_without_the_op_the_reader_parses_with_tensorflow_and_says_so(monkeypatch, caplog):
+    from trainer_module import frame_records
+
+    files = sorted(glob.glob(os.path.join(REAL_FRAMES, "*", "*.tfrecord")))
+    serialized = next(iter(tf.data.TFRecordDataset(files).batch(4)))
+    by_op = parse_frame_examples(serialized, SPEC, in_saved_model=False)
+    monkeypatch.delenv(FRAME_RECORDS_OP_VARIABLE)
+    frame_records._decode_frame_records.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            by_tensorflow = parse_frame_examples(serialized, SPEC, in_saved_model=False)
+        assert not has_frame_records_op()
+        assert f"{FRAME_RECORDS_OP_VARIABLE} is not set" in caplog.text
+        for key, value in by_op.items():
+            np.testing.assert_array_equal(by_tensorflow[key], value, err_msg=key)
+
+        monkeypatch.setenv(FRAME_RECORDS_OP_VARIABLE, "/nowhere/frame_records.so")
+        frame_records._decode_frame_records.cache_clear()
+        with pytest.raises(FileNotFoundError, match=f"{FRAME_RECORDS_OP_VARIABLE}=/nowhere"):
+            has_frame_records_op()
+    finally:
+        frame_records._decode_frame_records.cache_clear()

@@ -7,8 +7,8 @@
 #       prints the environment image (env.Dockerfile: the lock's venv, no sources), building
 #       it first when missing. Its tag is a hash of env.Dockerfile, the locks, the custom ops
 #       (trainer_module/ops/) and uv's version, so it is rebuilt only when what it installs
-#       changes; the images it replaces
-#       are removed. --cuda: the variant with TensorFlow's CUDA libraries (TAG-cuda).
+#       changes; the images it replaces are removed. --cuda: the variant with TensorFlow's
+#       CUDA libraries (TAG-cuda).
 #   tools/container.sh image IMAGE [--cuda]
 #       builds the release image IMAGE (Dockerfile: the sources baked in) on the environment
 #       image; the image IMAGE named before is removed when nothing else uses it.
@@ -158,7 +158,7 @@ ensure_env() {
   ensure_base
   context=$(mktemp -d)
   cp env.Dockerfile requirements.lock requirements-cuda.lock trainer_module/ops/*.cc "$context"
-  say "building the environment image $tag (once per change of the locks or env.Dockerfile)"
+  say "building the environment image $tag (once per change of the locks, the ops or env.Dockerfile)"
   build_image environment --build-arg "UV_VERSION=$UV_VERSION" -f "$context/env.Dockerfile" \
     --target "env${cuda:+-cuda}" -t "$tag" "$context"
   rm -rf "$context"

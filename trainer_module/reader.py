@@ -93,9 +93,17 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
         codes, parsed[NUM_FRAMES_KEY] = decode_frame_records(serialized, spec.names,
                                                              spec.sizes, max_frames)
         parsed.update(zip(spec.names, codes, strict=True))
-        if with_ids:
-            _merge_video_ids(parsed)
-        return parsed
+    else:
+        parsed = _parse_frames_with_tensorflow(serialized, spec, context_spec, max_frames)
+    if with_ids:
+        _merge_video_ids(parsed)
+    return parsed
+
+
+def _parse_frames_with_tensorflow(serialized: tf.Tensor, spec: FeatureSpec, context_spec: dict,
+                                  max_frames: int) -> dict[str, tf.Tensor]:
+    """parse_frame_examples with TensorFlow's ops only (what a SavedModel can hold): one
+    string per frame, decoded, then gathered into the padded batch."""
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_spec,
         sequence_features={name: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
@@ -120,8 +128,6 @@ def parse_frame_examples(serialized: tf.Tensor, spec: FeatureSpec, with_labels: 
         parsed[name] = tf.gather(tf.reshape(codes, [-1, size]), rows)
         parsed[name].set_shape([None, None, size])
     parsed[NUM_FRAMES_KEY] = tf.cast(lengths, tf.int32)
-    if with_ids:
-        _merge_video_ids(parsed)
     return parsed
 
 

@@ -25,7 +25,8 @@ from tensorflow_model_analysis.proto import config_pb2
 
 from contract.saved_model import TOP_K
 from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
-from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics, VideoScores
+from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics
+from trainer_module.video_scores import VideoScores
 
 
 class _YouTube8MMetric(tfma.metrics.Metric):
@@ -195,11 +196,12 @@ class _YouTube8MCombiner(beam.CombineFn):
 
 
 def top_k_of(eval_config: config_pb2.EvalConfig) -> int:
-    """The top_k of the YouTube-8M metrics in `eval_config` (their shared accumulator's)."""
+    """How many top classes of each video the YouTube-8M metrics in `eval_config` pool (their
+    shared accumulator's top_k, at most the number of classes)."""
     config = next(metric for spec in eval_config.metrics_specs for metric in spec.metrics
                   if metric.module == __name__)
     metric = globals()[config.class_name](**json.loads(config.config or "{}"))
-    return metric.kwargs["top_k"]
+    return min(metric.kwargs["top_k"], metric.kwargs["num_classes"])
 
 
 def load_evaluation(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:

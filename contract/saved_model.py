@@ -11,6 +11,10 @@ Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes
 - `predict_features`: video level only, the raw float features by name (JSON-friendly).
 - `transform_features`: serialized examples → Transform outputs incl. the multi-hot label
   (the Evaluator's preprocessing function; present when a Transform graph is given).
+- `evaluate_examples`: `examples`, serialized labelled examples → what the metrics need of
+  each, in one call: `ranked_class_ids` and `ranked_scores`, the top max(top_k, the most
+  labels of a video in the batch) classes ranked as above, `ranked_hits` whether each is one
+  of the video's labels, and `label_ids` its distinct labels ascending, -1 after the last.
 - `serving_segments` (frame-level models of the 2018 classes): `examples`, serialized
   SequenceExamples → every 5-second segment of each as `segment_ids` (`<video id>:<start>`),
   `segment_start_times` [videos, segments] and `segment_scores` [videos, segments, 1000]: the
@@ -34,6 +38,7 @@ PREDICT_FEATURES_SIGNATURE = "predict_features"
 TRANSFORM_FEATURES_SIGNATURE = "transform_features"
 SERVING_SEGMENTS_SIGNATURE = "serving_segments"
 SEGMENT_RATINGS_SIGNATURE = "segment_ratings"
+EVALUATE_EXAMPLES_SIGNATURE = "evaluate_examples"
 
 # The input of the signatures that take serialized tf.Examples / SequenceExamples.
 SERIALIZED_EXAMPLES_INPUT = "examples"
@@ -44,6 +49,11 @@ SCORES_OUTPUT = "scores"
 TOP_K_CLASS_IDS_OUTPUT = "top_k_class_ids"
 TOP_K_SCORES_OUTPUT = "top_k_scores"
 TOP_K_LABELS_OUTPUT = "top_k_labels"
+RANKED_CLASS_IDS_OUTPUT = "ranked_class_ids"  # evaluate_examples: [batch, >= k] int32
+RANKED_SCORES_OUTPUT = "ranked_scores"
+RANKED_HITS_OUTPUT = "ranked_hits"  # [batch, >= k] bool
+LABEL_IDS_OUTPUT = "label_ids"  # [batch, most labels] int32, padded with NO_LABEL_ID
+NO_LABEL_ID = -1
 VIDEO_ID_OUTPUT = "video_id"  # the one name for a 2018 `id` or a 2017 `video_id`
 SEGMENT_IDS_OUTPUT = "segment_ids"
 SEGMENT_START_TIMES_OUTPUT = "segment_start_times"

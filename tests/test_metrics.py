@@ -5,7 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-from trainer_module.metrics import EvaluationMetrics, VideoScores, average_precision, evaluate
+from trainer_module.metrics import EvaluationMetrics, average_precision, evaluate
+from trainer_module.video_scores import VideoScores
 
 
 def starter_gap(predictions, labels, top_k=20):

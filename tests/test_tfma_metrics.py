@@ -1,12 +1,15 @@
 """The Evaluator's metrics: whole slices of a batch (`components.tfma_extractors`) and
 single examples (TFMA's default extractors) give the numpy metrics of each model and slice."""
 
+import dataclasses
 import gc
 import weakref
 
 import apache_beam as beam
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from apache_beam.testing.util import assert_that
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.proto import config_pb2
@@ -14,14 +17,26 @@ from tensorflow_model_analysis.utils import util as tfma_util
 
 from components.tfma_extractors import (
     keeps_batches,
+    score_by_slice_extractor,
     serialized_examples_extractor,
-    slice_groups_extractor,
 )
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision, VideoCount
-from contract.saved_model import SCORES_OUTPUT, TOP_K_CLASS_IDS_OUTPUT, TOP_K_SCORES_OUTPUT
+from components.tfma_slices import SliceGrouper
+from contract.saved_model import (
+    EVALUATE_EXAMPLES_SIGNATURE,
+    SCORES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    TOP_K_CLASS_IDS_OUTPUT,
+    TOP_K_SCORES_OUTPUT,
+    TRANSFORM_FEATURES_SIGNATURE,
+)
 from pipeline.pipeline import make_eval_config
 from pipeline.pipeline_config import PipelineConfig
+from trainer_module.export import ranked_against_labels
+from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.metrics import evaluate
+from trainer_module.transform import label_verticals
+from trainer_module.video_scores import VideoScores
 
 NUM_CLASSES, TOP_K, MODELS, GENRES = 50, 5, ("candidate", "baseline"), (b"a", b"b", b"c")
 SLICE = "genre"
@@ -40,40 +55,77 @@ def _eval_config(metrics=None) -> config_pb2.EvalConfig:
         options=config_pb2.Options(include_default_metrics={"value": False}))
 
 
-def _batch(rng, videos: int, slicing_from: str = "transformed") -> tuple[dict, dict, np.ndarray]:
-    """A batched extract as TFMA's extractors leave it before unbatching, its predictions
-    and its slicing feature. The slicing feature is dense, one value per label as the
-    Transform's verticals, in each model's transformed features (`slicing_from`
-    "transformed"), in the raw features ("raw"), or there as a list of per-video arrays
-    ("list", which only TFMA's per-video slicing reads)."""
+class _Model:
+    """A loaded SavedModel's signatures over fixed scores and labels: each serialized example
+    is its row's index. With `evaluate_examples` (the export's own ranking), or only the
+    signatures of a model exported before it."""
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray, evaluates: bool):
+        self.scores, self.labels = scores, labels
+        self.signatures = {SERVING_DEFAULT_SIGNATURE: self.serve,
+                           TRANSFORM_FEATURES_SIGNATURE: self.transform}
+        if evaluates:
+            self.signatures[EVALUATE_EXAMPLES_SIGNATURE] = self.evaluate
+
+    def rows(self, examples):
+        return [int(example) for example in examples.numpy()]
+
+    def serve(self, examples):
+        scores = tf.constant(self.scores[self.rows(examples)])
+        top = tf.math.top_k(scores, k=TOP_K)
+        return {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: top.indices,
+                TOP_K_SCORES_OUTPUT: top.values}
+
+    def transform(self, examples):
+        return {MULTI_HOT_LABELS_KEY: tf.constant(self.labels[self.rows(examples)])}
+
+    def evaluate(self, examples):
+        rows = self.rows(examples)
+        return ranked_against_labels(tf.constant(self.scores[rows]),
+                                     tf.constant(self.labels[rows]), TOP_K)
+
+
+def _batches(rng, sizes, slicing_from: str = "raw") -> tuple[list[dict], dict, np.ndarray]:
+    """Batched extracts as TFMA's features extractor leaves them (the serialized examples
+    are row indices), every model's loaded SavedModel, and the slicing feature: dense, one
+    value per label as the Transform's verticals, in the raw features ("raw"), or there as
+    a list of per-video arrays ("list", which only TFMA's per-video slicing reads)."""
+    videos = sum(sizes)
     labels = (rng.random((videos, NUM_CLASSES)) < 0.08).astype(np.float32)
     genres = rng.choice(GENRES, size=(videos, 3))
-    predictions, outputs = {}, {}
-    for name in MODELS:
-        scores = rng.random((videos, NUM_CLASSES)).astype(np.float32)
-        ranked = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
-        predictions[name] = scores
-        outputs[name] = {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: ranked,
-                         TOP_K_SCORES_OUTPUT: np.take_along_axis(scores, ranked, axis=1)}
-    extracts = {constants.PREDICTIONS_KEY: outputs,
-                constants.LABELS_KEY: dict.fromkeys(MODELS, labels)}
-    if slicing_from == "transformed":
-        extracts[constants.TRANSFORMED_FEATURES_KEY] = {name: {SLICE: genres} for name in MODELS}
-    else:
-        extracts[constants.FEATURES_KEY] = {SLICE: genres if slicing_from == "raw"
-                                            else list(genres)}
-    return extracts, {**predictions, "labels": labels}, genres
+    # The baseline scores some videos with ties, which both rankings break by class id.
+    scores = {name: np.round(rng.random((videos, NUM_CLASSES)), 2 if name == "baseline" else 6
+                             ).astype(np.float32) for name in MODELS}
+    models = {name: _Model(scores[name], labels, evaluates=name == "candidate")
+              for name in MODELS}
+    extracts, start = [], 0
+    for size in sizes:
+        rows = slice(start, start + size)
+        extracts.append({constants.INPUT_KEY: np.array(
+                             [str(row).encode() for row in range(start, start + size)], object),
+                         constants.FEATURES_KEY: {SLICE: genres[rows] if slicing_from == "raw"
+                                                  else list(genres[rows])}})
+        start += size
+    return extracts, models, genres
 
 
-def _expected(batches) -> dict:
+def _expected(models: dict, genres: np.ndarray) -> dict:
     """numpy metrics of every model on every slice: {(model, slice key): metrics}."""
-    predictions = {key: np.concatenate([b[1][key] for b in batches]) for key in batches[0][1]}
-    genres = np.concatenate([b[2] for b in batches])
     slices = {(): np.ones(len(genres), bool)}
     slices.update({((SLICE, genre.decode()),): (genres == genre).any(axis=1)
                    for genre in GENRES})
-    return {(name, key): evaluate(predictions[name][rows], predictions["labels"][rows], TOP_K)
-            for name in MODELS for key, rows in slices.items()}
+    return {(name, key): evaluate(model.scores[rows], model.labels[rows], TOP_K)
+            for name, model in models.items() for key, rows in slices.items()}
+
+
+def _shared_models(models: dict) -> list[tfma.types.EvalSharedModel]:
+    return [tfma.types.EvalSharedModel(
+        model_path="", add_metrics_callbacks=[], include_default_metrics=False,
+        example_weight_key=None, additional_fetches=None,
+        model_loader=tfma.types.ModelLoader(construct_fn=lambda model=model: model),
+        model_name=name, model_type=tfma.constants.TF_GENERIC, rubber_stamp=False,
+        is_baseline=name == "baseline", resource_hints=None, backend_config=None)
+        for name, model in models.items()]
 
 
 def _combine(extracts_by_slice: dict, eval_config) -> dict:
@@ -106,10 +158,12 @@ def _assert_metrics_equal_numpy(result: dict, expected: dict) -> None:
                           abs=1e-12)), key
 
 
-@pytest.mark.parametrize("slicing_from", ["transformed", "raw", "list"])
-def test_slice_groups_give_the_numpy_metrics_of_each_model_and_slice(slicing_from):
+@pytest.mark.parametrize("slicing_from", ["raw", "list"])
+def test_each_models_signature_calls_give_the_numpy_metrics_of_each_slice(slicing_from):
+    """The candidate is scored by `evaluate_examples`, the baseline (exported before it) by
+    `serving_default` and `transform_features`; both give numpy's metrics on every slice."""
     rng = np.random.default_rng(5)
-    batches = [_batch(rng, videos, slicing_from) for videos in (40, 1, 23)]
+    extracts, models, genres = _batches(rng, (40, 1, 23), slicing_from)
     eval_config = _eval_config()
 
     def check(groups):
@@ -117,27 +171,56 @@ def test_slice_groups_give_the_numpy_metrics_of_each_model_and_slice(slicing_fro
         for group in groups:
             (slice_key,) = group[constants.SLICE_KEY_TYPES_KEY]
             by_slice.setdefault(slice_key, []).append(group)
-        assert max(len(extracts) for extracts in by_slice.values()) == len(batches)
-        _assert_metrics_equal_numpy(_combine(by_slice, eval_config), _expected(batches))
+        assert max(len(extracts) for extracts in by_slice.values()) == len(extracts)
+        _assert_metrics_equal_numpy(_combine(by_slice, eval_config), _expected(models, genres))
 
     with beam.Pipeline() as pipeline:
-        groups = (pipeline | beam.Create([batch[0] for batch in batches])
-                  | slice_groups_extractor(eval_config, TOP_K).ptransform)
+        groups = (pipeline | beam.Create(extracts)
+                  | score_by_slice_extractor(eval_config, _shared_models(models),
+                                             TOP_K).ptransform)
         assert_that(groups, check)
 
 
+def test_video_scores_of_the_evaluation_signature_equal_those_of_all_scores():
+    rng = np.random.default_rng(7)
+    scores = np.round(rng.random((64, NUM_CLASSES)), 2).astype(np.float32)
+    labels = (rng.random((64, NUM_CLASSES)) < 0.2).astype(np.float32)  # many above TOP_K
+    outputs = {name: value.numpy() for name, value in
+               ranked_against_labels(tf.constant(scores), tf.constant(labels), TOP_K).items()}
+    ranked = VideoScores.of_ranked_labels(*outputs.values(), TOP_K)
+    expected = VideoScores.of(scores, labels, TOP_K)
+    for field in dataclasses.fields(VideoScores):
+        np.testing.assert_array_equal(getattr(ranked, field.name),
+                                      getattr(expected, field.name), err_msg=field.name)
+
+
+def test_verticals_from_label_ids_are_the_transforms():
+    rng = np.random.default_rng(8)
+    labels = (rng.random((32, NUM_CLASSES_2018)) < 0.001).astype(np.float32)
+    labels[:3] = 0  # videos without labels
+    config = make_eval_config(PipelineConfig())
+    grouper = SliceGrouper(config)
+    masks = dict(grouper.videos_by_slice({}, VideoScores.of(labels, labels, TOP_K)))
+    verticals = label_verticals(tf.constant(labels)).numpy()
+    expected = {((VERTICALS_KEY, name.decode()),): (verticals == name).any(axis=1)
+                for name in np.unique(verticals)}
+    assert set(masks) == {(), *expected}
+    for key, videos in expected.items():
+        np.testing.assert_array_equal(masks[key], videos, err_msg=str(key))
+
+
 def test_single_examples_give_the_numpy_metrics_of_each_model_and_slice():
+    """TFMA's own per-example path (any other metric or slicing) with the same metrics."""
     rng = np.random.default_rng(6)
-    batches = [_batch(rng, 30), _batch(rng, 7)]
-    eval_config = _eval_config()
+    _, models, genres = _batches(rng, (37,))
+    batched = {constants.PREDICTIONS_KEY: {name: {SCORES_OUTPUT: model.scores}
+                                           for name, model in models.items()},
+               constants.LABELS_KEY: {name: model.labels for name, model in models.items()}}
     by_slice = {}
-    for batch in batches:
-        for example in tfma_util.split_extracts(batch[0]):
-            genres = {genre.decode() for genre in example[constants.TRANSFORMED_FEATURES_KEY][
-                "candidate"][SLICE]}
-            for slice_key in [(), *(((SLICE, genre),) for genre in genres)]:
-                by_slice.setdefault(slice_key, []).append(example)
-    _assert_metrics_equal_numpy(_combine(by_slice, eval_config), _expected(batches))
+    for example, video_genres in zip(tfma_util.split_extracts(batched), genres, strict=True):
+        for slice_key in [(), *(((SLICE, genre.decode()),) for genre in set(video_genres))]:
+            by_slice.setdefault(slice_key, []).append(example)
+    _assert_metrics_equal_numpy(_combine(by_slice, _eval_config()), _expected(models, genres))
 
 
 def test_only_our_metrics_and_feature_slices_keep_batches():

@@ -20,8 +20,14 @@ import keras
 import tensorflow as tf
 
 from contract.saved_model import (
+    EVALUATE_EXAMPLES_SIGNATURE,
     EXTRA_ASSETS_DIR,
+    LABEL_IDS_OUTPUT,
+    NO_LABEL_ID,
     PREDICT_FEATURES_SIGNATURE,
+    RANKED_CLASS_IDS_OUTPUT,
+    RANKED_HITS_OUTPUT,
+    RANKED_SCORES_OUTPUT,
     SCORES_OUTPUT,
     SEGMENT_IDS_OUTPUT,
     SEGMENT_RATINGS_OUTPUT,
@@ -38,7 +44,7 @@ from contract.saved_model import (
     UNRATED,
     VIDEO_ID_OUTPUT,
 )
-from trainer_module.features import LABELS_KEY, NUM_FRAMES_KEY
+from trainer_module.features import LABELS_KEY, NUM_FRAMES_KEY, multi_hot
 from trainer_module.reader import model_input_names, parse_examples, parse_segment_ratings
 from trainer_module.segments import (
     by_video,
@@ -104,25 +110,38 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
     def parse(examples, with_labels=False, with_ids=False):
         return parse_examples(examples, spec, with_labels, config.max_frames, with_ids)
 
+    def score(features):
+        return model({name: features[name] for name in model_input_names(spec)},
+                     training=False)
+
     def predict(features):
-        inputs = {name: features[name] for name in model_input_names(spec)}
-        scores = model(inputs, training=False)
+        scores = score(features)
         top = tf.math.top_k(scores, k=min(config.top_k, config.num_classes))
         return {SCORES_OUTPUT: scores, TOP_K_CLASS_IDS_OUTPUT: top.indices,
                 TOP_K_SCORES_OUTPUT: top.values,
                 TOP_K_LABELS_OUTPUT: tf.gather(names, top.indices)}
 
+    def transformed(features):
+        # Video-level features go through Transform, as in training; frame-level Transform
+        # only derives the label.
+        if tft_layer is not None and not spec.is_frame_level:
+            return tft_layer(features)
+        return features
+
     @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
     def serve_examples(examples):
         features = parse(examples, with_ids=True)
         video_ids = features.pop(VIDEO_ID_OUTPUT)
-        if tft_layer is not None and not spec.is_frame_level:
-            # Video-level features go through Transform, as in training; frame-level
-            # Transform only derives the label.
-            features = tft_layer(features)
-        return {**predict(features), VIDEO_ID_OUTPUT: video_ids}
+        return {**predict(transformed(features)), VIDEO_ID_OUTPUT: video_ids}
 
-    signatures = {SERVING_DEFAULT_SIGNATURE: serve_examples.get_concrete_function()}
+    @tf.function(input_signature=[SERIALIZED_EXAMPLES_SPEC])
+    def evaluate_examples(examples):
+        features = parse(examples, with_labels=True)
+        labels = multi_hot(features.pop(LABELS_KEY), config.num_classes)
+        return ranked_against_labels(score(transformed(features)), labels, config.top_k)
+
+    signatures = {SERVING_DEFAULT_SIGNATURE: serve_examples.get_concrete_function(),
+                  EVALUATE_EXAMPLES_SIGNATURE: evaluate_examples.get_concrete_function()}
     if not spec.is_frame_level:
         @tf.function(input_signature=[
             tf.TensorSpec([None, size], tf.float32, name=name) for name, size in spec.items()])
@@ -144,6 +163,22 @@ def _signatures(model: keras.Model, config: TrainingConfig, tft_layer) -> dict:
     if spec.is_frame_level and config.num_classes > max(segment_class_ids()):
         signatures.update(_segment_signatures(model, config))
     return signatures
+
+
+def ranked_against_labels(scores: tf.Tensor, labels: tf.Tensor, top_k: int) -> dict:
+    """`evaluate_examples`' outputs for `scores` and multi-hot `labels` [batch, classes]: the
+    top max(top_k, most labels of a video) classes, whether each is a label, and the labels."""
+    num_labels = tf.cast(tf.reduce_sum(labels, axis=1), tf.int32)
+    depth = tf.minimum(tf.maximum(top_k, tf.reduce_max(num_labels)),
+                       tf.shape(scores)[1])
+    ranked = tf.math.top_k(scores, k=depth)
+    label_positions = tf.where(labels > 0)  # row by row, classes ascending
+    label_ids = tf.RaggedTensor.from_value_rowids(
+        tf.cast(label_positions[:, 1], tf.int32), label_positions[:, 0],
+        nrows=tf.shape(labels, out_type=tf.int64)[0])
+    return {RANKED_CLASS_IDS_OUTPUT: ranked.indices, RANKED_SCORES_OUTPUT: ranked.values,
+            RANKED_HITS_OUTPUT: tf.gather(labels, ranked.indices, batch_dims=1) > 0,
+            LABEL_IDS_OUTPUT: label_ids.to_tensor(default_value=NO_LABEL_ID)}
 
 
 def _segment_signatures(model: keras.Model, config: TrainingConfig) -> dict:

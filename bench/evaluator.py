@@ -25,6 +25,7 @@ from data_tools.checks import SPLIT_DIRS
 
 SHARD_VIDEOS = 1024
 SIZES = (8_192, 32_768, 65_536)
+ROUNDS = 3  # each size's best time and scoring rate
 TARGET_RATIO = 0.5  # of in-process scoring (issue #33)
 MEMORY_LIMIT_MB = 4096  # the Evaluator's peak memory (PSS), issue #33
 
@@ -88,19 +89,32 @@ def bench_evaluator(workdir: str, sizes: tuple[int, ...] = SIZES) -> list[dict]:
     model_dir = glob.glob(f"{workdir}/evaluator_run/serving_model/*")[0]
     shards = sorted(glob.glob(f"{data}/Split-validate/*"))
     evaluator_seconds(model_uri, shards[:1], f"{workdir}/evaluator_warmup")
-    rows = []
-    for videos in sizes:
-        these = shards[:videos // SHARD_VIDEOS]
-        sampler = RssSampler()
-        sampler.start()
-        seconds = evaluator_seconds(model_uri, these, f"{workdir}/evaluator_{videos}")
-        sampler.stop()
-        scoring = scoring_rate(model_dir, these)
-        rows.append({"section": "evaluator", "videos": videos, "shards": len(these),
-                     "seconds": seconds, "rate": videos / seconds, "scoring_rate": scoring,
-                     "ratio": videos / seconds / scoring, "peak_mb": sampler.peak()})
-        log(f"evaluator {videos} videos: {seconds:.1f} s, {videos / seconds:,.0f}/s vs "
-            f"in-process scoring {scoring:,.0f}/s, peak {sampler.peak():,.0f} MB")
+    best: dict[int, dict] = {}
+    for round_ in range(ROUNDS):  # sizes alternate, so a slow spell hits them all
+        for videos in sizes:
+            these = shards[:videos // SHARD_VIDEOS]
+            # Memory is sampled in the first round only: the sampler reads /proc for a few
+            # milliseconds 4 times a second, in this process, beside the Evaluator.
+            sampler = RssSampler() if round_ == 0 else None
+            if sampler:
+                sampler.start()
+            seconds = evaluator_seconds(model_uri, these, f"{workdir}/evaluator_{videos}")
+            if sampler:
+                sampler.stop()
+            scoring = scoring_rate(model_dir, these)
+            log(f"evaluator {videos} videos: {seconds:.1f} s, {videos / seconds:,.0f}/s vs "
+                f"in-process scoring {scoring:,.0f}/s"
+                + (f", peak {sampler.peak():,.0f} MB" if sampler else ""))
+            row = best.setdefault(videos, {"section": "evaluator", "videos": videos,
+                                           "shards": len(these), "seconds": seconds,
+                                           "scoring_rate": scoring,
+                                           "peak_mb": sampler.peak()})
+            row["seconds"] = min(row["seconds"], seconds)
+            row["scoring_rate"] = max(row["scoring_rate"], scoring)
+    rows = [best[videos] for videos in sizes]
+    for row in rows:
+        row["rate"] = row["videos"] / row["seconds"]
+        row["ratio"] = row["rate"] / row["scoring_rate"]
     shutil.rmtree(data, ignore_errors=True)
     return rows
 
@@ -120,6 +134,9 @@ def marginal_rows(rows: list[dict]) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = ["## Evaluator alone (synthetic video-level data, LogisticModel, shards of "
              f"{SHARD_VIDEOS:,} videos)", "",
+             f"Each size ran {ROUNDS} times, sizes alternating: its best time, in-process "
+             "scoring's best rate on the same shards after each run, and the memory of its "
+             "first run (sampled in that round only).", "",
              "| validation videos | shards | Evaluator s | videos/s | in-process scoring "
              f"videos/s | vs scoring | peak memory (PSS; this process, TF loaded; target ≤ "
              f"{MEMORY_LIMIT_MB:,} MB) |", "|---|---|---|---|---|---|---|"]

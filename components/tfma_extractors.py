@@ -20,6 +20,7 @@ default model metrics) gets TFMA's per-example path, which `tfma_metrics` also s
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 from collections.abc import Iterator, Mapping
 
@@ -27,6 +28,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from apache_beam.transforms.window import GlobalWindows
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import slice_key_extractor
 from tensorflow_model_analysis.proto import config_pb2
@@ -117,22 +119,47 @@ def serialized_examples(batched_extracts: dict) -> np.ndarray:
 @beam.typehints.with_input_types(dict)
 @beam.typehints.with_output_types(dict)
 class _ScoreBySlice(model_util.DoFnWithModels):
+    """Each batch is scored in a thread while Beam reads and decodes the next one (TensorFlow
+    releases the GIL); its slices leave when the next batch comes, the last at the bundle's
+    end."""
+
     def __init__(self, eval_config: config_pb2.EvalConfig, eval_shared_models: list,
                  top_k: int):
         super().__init__({model.model_name: model.model_loader
                           for model in eval_shared_models})
         self._eval_config = eval_config
         self._top_k = top_k
-        self._slices = None
+        self._slices = self._scoring = self._scored = None
 
     def setup(self):
         super().setup()
         self._slices = SliceGrouper(self._eval_config)
+        self._scoring = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
     def process(self, batched_extracts: dict) -> Iterator[dict]:
+        scored, self._scored = self._scored, (
+            self._scoring.submit(self._score, batched_extracts), batched_extracts)
+        if scored:
+            yield from self._by_slice(*scored)
+
+    def finish_bundle(self):
+        super().finish_bundle()
+        scored, self._scored = self._scored, None
+        if scored:
+            for extract in self._by_slice(*scored):
+                yield GlobalWindows.windowed_value(extract)
+
+    def teardown(self):
+        self._scoring.shutdown()
+
+    def _score(self, batched_extracts: dict) -> dict[str, VideoScores]:
         examples = tf.constant(serialized_examples(batched_extracts))
-        scores = {name: video_scores(model, examples, self._top_k)
-                  for name, model in self._loaded_models.items()}
+        return {name: video_scores(model, examples, self._top_k)
+                for name, model in self._loaded_models.items()}
+
+    def _by_slice(self, scoring: concurrent.futures.Future,
+                  batched_extracts: dict) -> Iterator[dict]:
+        scores = scoring.result()
         labelled = next(iter(scores.values()))
         for slice_key, videos in self._slices.videos_by_slice(batched_extracts, labelled):
             yield {constants.SLICE_KEY_TYPES_KEY: [slice_key],

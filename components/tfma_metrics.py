@@ -9,12 +9,18 @@ Use in an EvalConfig, one MetricConfig per metric (so each may carry its own thr
     config_pb2.MetricConfig(class_name="GlobalAveragePrecision", module="components.tfma_metrics",
                       config='{"num_classes": 3862, "top_k": 20}')
 The metrics share one accumulator, and each video is reduced to its top-k scores once per
-model, before TFMA fans it out to its slices.
+model, before TFMA fans it out to its slices. With `"pools_on_local_disk": true` (only for
+Beam running in this process) the accumulators travel between Beam's stages as files.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -35,9 +41,10 @@ class _YouTube8MMetric(tfma.metrics.Metric):
     metric_name = ""
 
     def __init__(self, num_classes: int = NUM_CLASSES_2018, top_k: int = TOP_K,
-                 name: str | None = None):
+                 name: str | None = None, pools_on_local_disk: bool = False):
         super().__init__(_computations, num_classes=num_classes, top_k=top_k,
-                         name=name or self.metric_name, metric_name=self.metric_name)
+                         name=name or self.metric_name, metric_name=self.metric_name,
+                         pools_on_local_disk=pools_on_local_disk)
 
 
 class GlobalAveragePrecision(_YouTube8MMetric):
@@ -115,13 +122,80 @@ def shared_accumulator_computations(
 
 
 def _computations(num_classes: int, top_k: int, name: str, metric_name: str,
-                  eval_config=None, model_names=None, output_names=None,
-                  example_weighted=False, **unused) -> metric_types.MetricComputations:
+                  pools_on_local_disk: bool, eval_config=None, model_names=None,
+                  output_names=None, example_weighted=False,
+                  **unused) -> metric_types.MetricComputations:
+    accumulator = PoolOnLocalDisk if pools_on_local_disk else EvaluationMetrics
     return shared_accumulator_computations(
         name, metric_name, f"_youtube8m_top{top_k}_of_{num_classes}",
         lambda key: _VideoScoresPreprocessor(key, eval_config, num_classes, top_k),
-        lambda key: _YouTube8MCombiner(key, num_classes, top_k),
+        lambda key: _YouTube8MCombiner(key, accumulator, num_classes, top_k),
         model_names, output_names, example_weighted)
+
+
+class PoolOnLocalDisk(EvaluationMetrics):
+    """EvaluationMetrics that keeps its pool (20 entries a video, per slice and model) in
+    local files of up to CHUNK_ENTRIES entries, written as it grows and when it is pickled,
+    and read back only for the result. For Beam in this process: its in-memory runner holds
+    every slice's accumulator until the input ends, and then ~4 encoded copies of each as it
+    moves them from the precombine to the final combine (memray, 1.1 M videos: most of the
+    Evaluator's peak). The files live in a directory of this process's temporary directory,
+    removed when the process exits.
+    """
+
+    CHUNK_ENTRIES = 1 << 20  # ~7 MB in memory
+    _directory: str | None = None
+
+    def __init__(self, num_classes: int, top_k: int = TOP_K):
+        super().__init__(num_classes, top_k)
+        self._pool_files: list[str] = []
+        self._entries_in_memory = 0
+
+    def add_scores(self, scores: VideoScores) -> None:
+        super().add_scores(scores)
+        self._entries_in_memory += scores.top_class_ids.size
+        if self._entries_in_memory >= self.CHUNK_ENTRIES:
+            self._spill()
+
+    def merge(self, other: EvaluationMetrics) -> None:
+        super().merge(other)
+        if isinstance(other, PoolOnLocalDisk):
+            self._pool_files.extend(other._pool_files)
+            self._entries_in_memory += other._entries_in_memory
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        for path in self._pool_files:
+            with open(path, "rb") as file:
+                class_ids, scores, packed_hits = (np.load(file) for _ in range(3))
+            self._class_ids.append(class_ids)
+            self._scores.append(scores)
+            self._hits.append(np.unpackbits(packed_hits, count=len(scores)).view(bool))
+        self._pool_files = []
+        return super().pool()
+
+    def __getstate__(self) -> dict:
+        self._spill()
+        return super().__getstate__()
+
+    def _spill(self) -> None:
+        """Moves the pool's entries in memory to a new file."""
+        self.compact()
+        if self._scores:
+            path = os.path.join(self._pool_directory(), uuid.uuid4().hex)
+            with open(path, "wb") as file:
+                for array in (self._class_ids[0], self._scores[0],
+                              np.packbits(self._hits[0])):
+                    np.save(file, array)
+            self._pool_files.append(path)
+            self._class_ids, self._scores, self._hits = [], [], []
+        self._entries_in_memory = 0
+
+    @classmethod
+    def _pool_directory(cls) -> str:
+        if cls._directory is None:
+            cls._directory = tempfile.mkdtemp(prefix="yt8m-tfx-pools-")
+            atexit.register(shutil.rmtree, cls._directory, ignore_errors=True)
+        return cls._directory
 
 
 class _VideoScoresPreprocessor(metric_types.Preprocessor):
@@ -162,13 +236,15 @@ class _VideoScoresPreprocessor(metric_types.Preprocessor):
 
 
 class _YouTube8MCombiner(beam.CombineFn):
-    def __init__(self, key, num_classes: int, top_k: int):
+    def __init__(self, key, accumulator: type[EvaluationMetrics], num_classes: int,
+                 top_k: int):
         self._key = key
+        self._accumulator = accumulator
         self._num_classes = num_classes
         self._top_k = top_k
 
     def create_accumulator(self) -> EvaluationMetrics:
-        return EvaluationMetrics(self._num_classes, self._top_k)
+        return self._accumulator(self._num_classes, self._top_k)
 
     def add_input(self, accumulator: EvaluationMetrics,
                   element: VideoScores) -> EvaluationMetrics:

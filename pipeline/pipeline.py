@@ -73,7 +73,10 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
                                                          threshold=gap_threshold)]
     if training.segment_labels:
         return _segment_eval_config(training, overall, gap_thresholds)
-    metric_args = json.dumps({"num_classes": training.num_classes, "top_k": training.top_k})
+    metric_args = json.dumps({
+        "num_classes": training.num_classes, "top_k": training.top_k,
+        # On one machine the Evaluator runs Beam in its own process (create_pipeline).
+        "pools_on_local_disk": beam_runs_on_one_machine(config.beam_pipeline_args)})
     yt8m_metrics = [
         config_pb2.MetricConfig(
             class_name=metric.__name__, module=METRICS_MODULE, config=metric_args,
@@ -226,9 +229,11 @@ def create_pipeline(config: PipelineConfig,
     )
     if beam_runs_on_one_machine(config.beam_pipeline_args):
         # On one machine Beam's worker processes gave the Evaluator no speed and twice the
-        # memory (133 k videos: 42 s and 6.9 GB against 40 s and 3.6 GB in-process; bench/
-        # README.md, "The whole 2018 dataset on one machine"): it runs in this process.
-        evaluator.with_beam_pipeline_args(list(direct_runner_args(0)))
+        # memory (133 k videos: 42 s and 6.9 GB against 40 s and 3.6 GB in-process), and
+        # StatisticsGen 4.2 GB at 5 M videos, over the 4 GB a component may take (bench/
+        # README.md, "The whole 2018 dataset on one machine"): both run in this process.
+        for component in (statistics_gen, evaluator):
+            component.with_beam_pipeline_args(list(direct_runner_args(0)))
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

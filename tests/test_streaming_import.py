@@ -14,7 +14,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.streaming_import import StreamingImportExecutor
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import create_pipeline, make_eval_config
 from pipeline.pipeline_config import PipelineConfig
 from tests.helpers import random_rows, write_video_examples
 
@@ -66,3 +66,20 @@ def test_the_shard_copy_runs_where_beam_runs_on_this_machine_only():
     assert example_gen_executor(("--direct_running_mode=in_memory",)) is StreamingImportExecutor
     assert example_gen_executor(("--runner=DirectRunner",)) is StreamingImportExecutor
     assert example_gen_executor(("--runner=DataflowRunner",)) is not StreamingImportExecutor
+
+
+def test_statistics_and_the_evaluator_run_beam_in_this_process_on_one_machine_only():
+    """And only then do the Evaluator's metric accumulators travel as local files."""
+    def in_process(beam_args) -> dict:
+        config = PipelineConfig(beam_pipeline_args=beam_args)
+        components = {c.id: c for c in create_pipeline(config).components}
+        metric_args = make_eval_config(config).metrics_specs[0].metrics[0].config
+        return {**{name: "--direct_running_mode=in_memory" in
+                   components[name].executor_spec.beam_pipeline_args
+                   for name in ("StatisticsGen", "Evaluator")},
+                "pools": json.loads(metric_args)["pools_on_local_disk"]}
+
+    assert in_process(("--direct_running_mode=multi_processing", "--direct_num_workers=2")) == {
+        "StatisticsGen": True, "Evaluator": True, "pools": True}
+    assert in_process(("--runner=DataflowRunner",)) == {
+        "StatisticsGen": False, "Evaluator": False, "pools": False}

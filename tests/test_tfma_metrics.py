@@ -3,6 +3,7 @@ single examples (TFMA's default extractors) give the numpy metrics of each model
 
 import dataclasses
 import gc
+import pickle
 import weakref
 
 import apache_beam as beam
@@ -20,7 +21,12 @@ from components.tfma_extractors import (
     score_by_slice_extractor,
     serialized_examples_extractor,
 )
-from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision, VideoCount
+from components.tfma_metrics import (
+    METRIC_CLASSES,
+    GlobalAveragePrecision,
+    PoolOnLocalDisk,
+    VideoCount,
+)
 from components.tfma_slices import SliceGrouper
 from contract.saved_model import (
     EVALUATE_EXAMPLES_SIGNATURE,
@@ -34,7 +40,7 @@ from pipeline.pipeline import make_eval_config
 from pipeline.pipeline_config import PipelineConfig
 from trainer_module.export import ranked_against_labels
 from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
-from trainer_module.metrics import evaluate
+from trainer_module.metrics import EvaluationMetrics, evaluate
 from trainer_module.transform import label_verticals
 from trainer_module.video_scores import VideoScores
 
@@ -269,3 +275,22 @@ def test_each_batch_frees_what_tfmas_cycles_hold_of_the_last_one():
         assert watched() is None
     finally:
         gc.enable()
+
+
+def test_a_pool_on_local_disk_holds_a_chunk_pickles_as_paths_and_comes_back_whole(monkeypatch):
+    monkeypatch.setattr(PoolOnLocalDisk, "CHUNK_ENTRIES", 2_000)
+    rng = np.random.default_rng(9)
+    on_disk, in_memory = PoolOnLocalDisk(NUM_CLASSES, TOP_K), EvaluationMetrics(NUM_CLASSES, TOP_K)
+    other = PoolOnLocalDisk(NUM_CLASSES, TOP_K)
+    for accumulator in (on_disk, on_disk, other):
+        scores = rng.random((500, NUM_CLASSES)).astype(np.float32)
+        labels = (rng.random((500, NUM_CLASSES)) < 0.08).astype(np.float32)
+        accumulator.add(scores, labels)
+        in_memory.add(scores, labels)
+        # Each add of 2,500 entries goes to a file: never more than a chunk in memory.
+        assert sum(map(len, accumulator._scores)) < PoolOnLocalDisk.CHUNK_ENTRIES  # noqa: SLF001
+    pickled = pickle.dumps(on_disk)
+    assert len(pickled) * 10 < len(pickle.dumps(in_memory))
+    restored = pickle.loads(pickled)
+    restored.merge(pickle.loads(pickle.dumps(other)))
+    assert pickle.loads(pickle.dumps(restored)).result() == in_memory.result()

@@ -120,10 +120,18 @@ class EvaluationMetrics:
             return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, bool)
         return self._class_ids[0], self._scores[0], self._hits[0]
 
-    def per_class_average_precision(self) -> np.ndarray:
-        """AP of every class over its entries in the top-k pool ([num_classes])."""
-        class_ids, scores, hits = self.pool()
-        order = np.lexsort((-scores, class_ids))  # by class, then by descending score
+    def _descending_scores(self) -> np.ndarray:
+        """The pool's order by descending score, equal scores in pool order."""
+        return np.argsort(-self.pool()[1], kind="stable")
+
+    def per_class_average_precision(self, descending: np.ndarray | None = None) -> np.ndarray:
+        """AP of every class over its entries in the top-k pool ([num_classes]);
+        `descending`: the pool's `_descending_scores()`, when known."""
+        class_ids, _, hits = self.pool()
+        if descending is None:
+            descending = self._descending_scores()
+        # By class, then by descending score: a stable sort by class of the score order.
+        order = descending[np.argsort(class_ids[descending], kind="stable")]
         class_ids = class_ids[order]
         hit_positions = np.flatnonzero(hits[order])
         del order
@@ -140,35 +148,38 @@ class EvaluationMetrics:
                            ap_sums / self.positives_per_class, 0.0)
         return aps
 
-    def mean_average_precision(self) -> float:
+    def mean_average_precision(self, descending: np.ndarray | None = None) -> float:
         """The mean of the per-class APs over the classes with a positive label in the data,
         as the starter's MeanAveragePrecisionCalculator (filter_empty_classes) computes it."""
         present = self.positives_per_class > 0
-        return float(self.per_class_average_precision()[present].mean()) if present.any() \
-            else 0.0
+        return float(self.per_class_average_precision(descending)[present].mean()) \
+            if present.any() else 0.0
 
-    def global_average_precision(self) -> float:
+    def global_average_precision(self, descending: np.ndarray | None = None) -> float:
         _, scores, hits = self.pool()
-        return average_precision(scores, hits, int(self.positives_per_class.sum()))
+        return average_precision(scores, hits, int(self.positives_per_class.sum()), descending)
 
     def result(self) -> dict[str, float]:
         """The four metrics plus the number of examples."""
         if self.num_examples == 0:
             raise ValueError("no examples were accumulated")
+        descending = self._descending_scores()  # one sort for both
         return {
-            "gap": self.global_average_precision(),
-            "map": self.mean_average_precision(),
+            "gap": self.global_average_precision(descending),
+            "map": self.mean_average_precision(descending),
             "hit_at_one": self.sum_hit_at_one / self.num_examples,
             "perr": self.sum_perr / self.num_examples,
             "num_examples": self.num_examples,
         }
 
 
-def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int) -> float:
-    """Non-interpolated AP of a ranked list, normalised by `num_positives` (0 if none)."""
+def average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: int,
+                      descending: np.ndarray | None = None) -> float:
+    """Non-interpolated AP of a ranked list, normalised by `num_positives` (0 if none);
+    `descending`: the order of `scores` by descending score (stable), when known."""
     if num_positives == 0 or len(scores) == 0:
         return 0.0
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    order = np.argsort(-np.asarray(scores), kind="stable") if descending is None else descending
     hit_ranks = np.flatnonzero(np.asarray(hits, bool)[order]) + 1
     del order
     hits_so_far = np.arange(1, len(hit_ranks) + 1)

@@ -105,10 +105,11 @@ def bench_evaluator(workdir: str, sizes: tuple[int, ...] = SIZES) -> list[dict]:
             log(f"evaluator {videos} videos: {seconds:.1f} s, {videos / seconds:,.0f}/s vs "
                 f"in-process scoring {scoring:,.0f}/s"
                 + (f", peak {sampler.peak():,.0f} MB" if sampler else ""))
-            row = best.setdefault(videos, {"section": "evaluator", "videos": videos,
-                                           "shards": len(these), "seconds": seconds,
-                                           "scoring_rate": scoring,
-                                           "peak_mb": sampler.peak()})
+            if sampler:
+                best[videos] = {"section": "evaluator", "videos": videos, "shards": len(these),
+                                "seconds": seconds, "scoring_rate": scoring,
+                                "peak_mb": sampler.peak()}
+            row = best[videos]
             row["seconds"] = min(row["seconds"], seconds)
             row["scoring_rate"] = max(row["scoring_rate"], scoring)
     rows = [best[videos] for videos in sizes]

@@ -136,11 +136,11 @@ def _computations(num_classes: int, top_k: int, name: str, metric_name: str,
 class PoolOnLocalDisk(EvaluationMetrics):
     """EvaluationMetrics that keeps its pool (20 entries a video, per slice and model) in
     local files of up to CHUNK_ENTRIES entries, written as it grows and when it is pickled,
-    and read back only for the result. For Beam in this process: its in-memory runner holds
-    every slice's accumulator until the input ends, and then ~4 encoded copies of each as it
-    moves them from the precombine to the final combine (memray, 1.1 M videos: most of the
-    Evaluator's peak). The files live in a directory of this process's temporary directory,
-    removed when the process exits.
+    and read back (and removed) only for the result. For Beam in this process: its in-memory
+    runner holds every slice's accumulator until the input ends, and then ~4 encoded copies
+    of each as it moves them from the precombine to the final combine (memray, 1.1 M
+    videos: most of the Evaluator's peak). The files live in a directory of this process's
+    temporary directory; what a failed run leaves there goes when the process exits.
     """
 
     CHUNK_ENTRIES = 1 << 20  # ~7 MB in memory
@@ -170,6 +170,7 @@ class PoolOnLocalDisk(EvaluationMetrics):
             self._class_ids.append(class_ids)
             self._scores.append(scores)
             self._hits.append(np.unpackbits(packed_hits, count=len(scores)).view(bool))
+            os.remove(path)  # each pickled state is unpickled once, by the final combine
         self._pool_files = []
         return super().pool()
 

@@ -8,11 +8,15 @@ Flags mirror the starter code's `train.py` where it has one:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 from data_tools.checks import (
     EVAL_PATTERN,
@@ -179,14 +183,29 @@ def run(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
 
+    from components.compat import around_each_local_launch
     from pipeline.pipeline import compile_for_local_runner, create_pipeline
     from pipeline.progress import timed_local_components
 
     os.makedirs(config.pipeline_root, exist_ok=True)
     connection = metadata.sqlite_metadata_connection_config(config.metadata_sqlite)
-    with timed_local_components():
+    with timed_local_components(), around_each_local_launch(memory_returned_after):
         tfx.orchestration.LocalDagRunner().run_with_ir(
             compile_for_local_runner(create_pipeline(config, connection)))
+
+
+@contextlib.contextmanager
+def memory_returned_after(component: str) -> Iterator[None]:
+    """LocalDagRunner runs every component in this one process, one after the other: after
+    each, Python's reference cycles are collected and the C heap's free pages go back to the
+    system (glibc's `malloc_trim`), so that what one component freed is not held while the
+    next runs (`make bench-full`, bench/README.md)."""
+    try:
+        yield
+    finally:
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to return
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def failure_reason(error: BaseException) -> str:

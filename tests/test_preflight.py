@@ -1,10 +1,12 @@
 """Bad flags and bad data stop `run_local` with one clear line before any component runs."""
 
+import gc
 import os
+import weakref
 
 import pytest
 
-from pipeline.run_local import main
+from pipeline.run_local import main, memory_returned_after
 from tests.helpers import random_rows, write_video_examples
 
 
@@ -205,3 +207,19 @@ def test_a_bool_flag_alone_is_true_and_takes_false_for_one_that_defaults_to_true
     assert parsed("--jit_compile=false")["jit_compile"] is False
     assert parsed("--start_new_model")["start_new_model"] is True
     assert parsed("--start_new_model", "true")["start_new_model"] is True
+
+
+def test_what_a_component_left_in_reference_cycles_is_freed_before_the_next():
+    class Batch:
+        pass
+
+    gc.disable()  # only memory_returned_after may collect
+    try:
+        with memory_returned_after("Evaluator"):
+            batch = Batch()
+            batch.itself = batch
+            watched = weakref.ref(batch)
+            del batch
+        assert watched() is None
+    finally:
+        gc.enable()

@@ -174,3 +174,20 @@ def test_nan_scores_are_refused_with_one_clear_line():
     with pytest.raises(ValueError, match="scored NaN"):
         VideoScores.of_ranked(np.array([[0, 2], [1, 2]]), np.array([[0.9, 0.2], [np.nan, 0.1]]),
                               predictions, labels)
+
+
+def test_the_reports_precision_recall_curve_keeps_evenly_spread_points_of_the_whole():
+    from evaluation.report import precision_recall_curve
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(5_000), 2)  # ties, which the pool's order breaks stably
+    hits = rng.random(5_000) < 0.3
+    found = np.cumsum(hits[np.argsort(-scores, kind="stable")])
+    whole = list(zip(found / 2_000, found / np.arange(1, 5_001), strict=True))
+    recall, precision = precision_recall_curve(scores, hits, 2_000, points=50)
+    kept = list(zip(recall, precision, strict=True))
+    assert len(kept) == 50 and kept[0] == whole[0] and kept[-1] == whole[-1]
+    assert set(kept) <= set(whole)
+    recall, precision = precision_recall_curve(scores[:40], hits[:40], 2_000, points=50)
+    found = np.cumsum(hits[:40][np.argsort(-scores[:40], kind="stable")])
+    np.testing.assert_array_equal(precision, found / np.arange(1, 41))

@@ -40,7 +40,6 @@ from components.tfma_metrics import VIDEO_SCORES_KEY
 from components.tfma_slices import SliceGrouper, slicing_features
 from contract.saved_model import (
     EVALUATE_EXAMPLES_SIGNATURE,
-    LABEL_IDS_OUTPUT,
     RANKED_CLASS_IDS_OUTPUT,
     RANKED_HITS_OUTPUT,
     RANKED_SCORES_OUTPUT,
@@ -50,6 +49,7 @@ from contract.saved_model import (
     TOP_K_CLASS_IDS_OUTPUT,
     TOP_K_SCORES_OUTPUT,
     TRANSFORM_FEATURES_SIGNATURE,
+    TRUE_CLASS_IDS_OUTPUT,
 )
 from trainer_module.features import MULTI_HOT_LABELS_KEY, VERTICALS_KEY
 from trainer_module.video_scores import VideoScores
@@ -90,7 +90,7 @@ def video_scores(model, examples: tf.Tensor, top_k: int) -> VideoScores:
         if outputs[RANKED_CLASS_IDS_OUTPUT].shape[1] >= top_k:  # else exported for less
             return VideoScores.of_ranked_labels(
                 *(outputs[name] for name in (RANKED_CLASS_IDS_OUTPUT, RANKED_SCORES_OUTPUT,
-                                             RANKED_HITS_OUTPUT, LABEL_IDS_OUTPUT)), top_k)
+                                             RANKED_HITS_OUTPUT, TRUE_CLASS_IDS_OUTPUT)), top_k)
     if TRANSFORM_FEATURES_SIGNATURE not in signatures:
         raise ValueError(f"the model has neither a {EVALUATE_EXAMPLES_SIGNATURE!r} nor a "
                          f"{TRANSFORM_FEATURES_SIGNATURE!r} signature to read labels with; "

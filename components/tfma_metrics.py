@@ -15,12 +15,7 @@ Beam running in this process) the accumulators travel between Beam's stages as f
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -29,6 +24,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
+from components.pool_files import PoolOnLocalDisk
 from contract.saved_model import TOP_K
 from trainer_module.features import NUM_CLASSES_2018, VERTICALS_KEY
 from trainer_module.metrics import METRIC_NAMES, EvaluationMetrics
@@ -131,72 +127,6 @@ def _computations(num_classes: int, top_k: int, name: str, metric_name: str,
         lambda key: _VideoScoresPreprocessor(key, eval_config, num_classes, top_k),
         lambda key: _YouTube8MCombiner(key, accumulator, num_classes, top_k),
         model_names, output_names, example_weighted)
-
-
-class PoolOnLocalDisk(EvaluationMetrics):
-    """EvaluationMetrics that keeps its pool (20 entries a video, per slice and model) in
-    local files of up to CHUNK_ENTRIES entries, written as it grows and when it is pickled,
-    and read back (and removed) only for the result. For Beam in this process: its in-memory
-    runner holds every slice's accumulator until the input ends, and then ~4 encoded copies
-    of each as it moves them from the precombine to the final combine (memray, 1.1 M
-    videos: most of the Evaluator's peak). The files live in a directory of this process's
-    temporary directory; what a failed run leaves there goes when the process exits.
-    """
-
-    CHUNK_ENTRIES = 1 << 20  # ~7 MB in memory
-    _directory: str | None = None
-
-    def __init__(self, num_classes: int, top_k: int = TOP_K):
-        super().__init__(num_classes, top_k)
-        self._pool_files: list[str] = []
-        self._entries_in_memory = 0
-
-    def add_scores(self, scores: VideoScores) -> None:
-        super().add_scores(scores)
-        self._entries_in_memory += scores.top_class_ids.size
-        if self._entries_in_memory >= self.CHUNK_ENTRIES:
-            self._spill()
-
-    def merge(self, other: EvaluationMetrics) -> None:
-        super().merge(other)
-        if isinstance(other, PoolOnLocalDisk):
-            self._pool_files.extend(other._pool_files)
-            self._entries_in_memory += other._entries_in_memory
-
-    def pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        for path in self._pool_files:
-            with open(path, "rb") as file:
-                class_ids, scores, packed_hits = (np.load(file) for _ in range(3))
-            self._class_ids.append(class_ids)
-            self._scores.append(scores)
-            self._hits.append(np.unpackbits(packed_hits, count=len(scores)).view(bool))
-            os.remove(path)  # each pickled state is unpickled once, by the final combine
-        self._pool_files = []
-        return super().pool()
-
-    def __getstate__(self) -> dict:
-        self._spill()
-        return super().__getstate__()
-
-    def _spill(self) -> None:
-        """Moves the pool's entries in memory to a new file."""
-        self.compact()
-        if self._scores:
-            path = os.path.join(self._pool_directory(), uuid.uuid4().hex)
-            with open(path, "wb") as file:
-                for array in (self._class_ids[0], self._scores[0],
-                              np.packbits(self._hits[0])):
-                    np.save(file, array)
-            self._pool_files.append(path)
-            self._class_ids, self._scores, self._hits = [], [], []
-        self._entries_in_memory = 0
-
-    @classmethod
-    def _pool_directory(cls) -> str:
-        if cls._directory is None:
-            cls._directory = tempfile.mkdtemp(prefix="yt8m-tfx-pools-")
-            atexit.register(shutil.rmtree, cls._directory, ignore_errors=True)
-        return cls._directory
 
 
 class _VideoScoresPreprocessor(metric_types.Preprocessor):

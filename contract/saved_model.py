@@ -14,7 +14,7 @@ Signatures (all return `scores` [batch, num_classes] and the top `top_k` classes
 - `evaluate_examples`: `examples`, serialized labelled examples → what the metrics need of
   each, in one call: `ranked_class_ids` and `ranked_scores`, the top max(top_k, the most
   labels of a video in the batch) classes ranked as above, `ranked_hits` whether each is one
-  of the video's labels, and `label_ids` its distinct labels ascending, -1 after the last.
+  of the video's labels, and `true_class_ids` its distinct labels ascending, -1 after the last.
 - `serving_segments` (frame-level models of the 2018 classes): `examples`, serialized
   SequenceExamples → every 5-second segment of each as `segment_ids` (`<video id>:<start>`),
   `segment_start_times` [videos, segments] and `segment_scores` [videos, segments, 1000]: the
@@ -52,7 +52,7 @@ TOP_K_LABELS_OUTPUT = "top_k_labels"
 RANKED_CLASS_IDS_OUTPUT = "ranked_class_ids"  # evaluate_examples: [batch, >= k] int32
 RANKED_SCORES_OUTPUT = "ranked_scores"
 RANKED_HITS_OUTPUT = "ranked_hits"  # [batch, >= k] bool
-LABEL_IDS_OUTPUT = "label_ids"  # [batch, most labels] int32, padded with NO_LABEL_ID
+TRUE_CLASS_IDS_OUTPUT = "true_class_ids"  # [batch, most labels] int32, NO_LABEL_ID after
 NO_LABEL_ID = -1
 VIDEO_ID_OUTPUT = "video_id"  # the one name for a 2018 `id` or a 2017 `video_id`
 SEGMENT_IDS_OUTPUT = "segment_ids"

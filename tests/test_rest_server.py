@@ -105,7 +105,8 @@ def test_status_and_metadata(client):
     assert meta["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
     signatures = meta["metadata"]["signature_def"]["signature_def"]
     # TF Serving lists every SignatureDef of the MetaGraph, the init op's too.
-    assert set(signatures) == {"serving_default", "predict_features", "__saved_model_init_op"}
+    assert set(signatures) == {"serving_default", "predict_features", "evaluate_examples",
+                               "__saved_model_init_op"}
     examples = signatures["serving_default"]["inputs"]["examples"]
     assert examples["dtype"] == "DT_STRING" and examples["tensor_shape"] == {
         "dim": [{"size": "-1", "name": ""}], "unknown_rank": False}

@@ -16,17 +16,13 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util as tfma_util
 
+from components.pool_files import PoolOnLocalDisk
 from components.tfma_extractors import (
     keeps_batches,
     score_by_slice_extractor,
     serialized_examples_extractor,
 )
-from components.tfma_metrics import (
-    METRIC_CLASSES,
-    GlobalAveragePrecision,
-    PoolOnLocalDisk,
-    VideoCount,
-)
+from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision, VideoCount
 from components.tfma_slices import SliceGrouper
 from contract.saved_model import (
     EVALUATE_EXAMPLES_SIGNATURE,

@@ -22,7 +22,6 @@ import tensorflow as tf
 from contract.saved_model import (
     EVALUATE_EXAMPLES_SIGNATURE,
     EXTRA_ASSETS_DIR,
-    LABEL_IDS_OUTPUT,
     NO_LABEL_ID,
     PREDICT_FEATURES_SIGNATURE,
     RANKED_CLASS_IDS_OUTPUT,
@@ -41,6 +40,7 @@ from contract.saved_model import (
     TOP_K_LABELS_OUTPUT,
     TOP_K_SCORES_OUTPUT,
     TRANSFORM_FEATURES_SIGNATURE,
+    TRUE_CLASS_IDS_OUTPUT,
     UNRATED,
     VIDEO_ID_OUTPUT,
 )
@@ -178,7 +178,7 @@ def ranked_against_labels(scores: tf.Tensor, labels: tf.Tensor, top_k: int) -> d
         nrows=tf.shape(labels, out_type=tf.int64)[0])
     return {RANKED_CLASS_IDS_OUTPUT: ranked.indices, RANKED_SCORES_OUTPUT: ranked.values,
             RANKED_HITS_OUTPUT: tf.gather(labels, ranked.indices, batch_dims=1) > 0,
-            LABEL_IDS_OUTPUT: label_ids.to_tensor(default_value=NO_LABEL_ID)}
+            TRUE_CLASS_IDS_OUTPUT: label_ids.to_tensor(default_value=NO_LABEL_ID)}
 
 
 def _segment_signatures(model: keras.Model, config: TrainingConfig) -> dict:

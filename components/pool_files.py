@@ -34,19 +34,16 @@ class PoolOnLocalDisk(EvaluationMetrics):
     def __init__(self, num_classes: int, top_k: int = TOP_K):
         super().__init__(num_classes, top_k)
         self._pool_files: list[str] = []
-        self._entries_in_memory = 0
 
     def add_scores(self, scores: VideoScores) -> None:
         super().add_scores(scores)
-        self._entries_in_memory += scores.top_class_ids.size
-        if self._entries_in_memory >= self.CHUNK_ENTRIES:
+        if sum(map(len, self._scores)) >= self.CHUNK_ENTRIES:
             self._spill()
 
     def merge(self, other: EvaluationMetrics) -> None:
         super().merge(other)
         if isinstance(other, PoolOnLocalDisk):
             self._pool_files.extend(other._pool_files)
-            self._entries_in_memory += other._entries_in_memory
 
     def pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for path in self._pool_files:
@@ -74,7 +71,6 @@ class PoolOnLocalDisk(EvaluationMetrics):
                     np.save(file, array)
             self._pool_files.append(path)
             self._class_ids, self._scores, self._hits = [], [], []
-        self._entries_in_memory = 0
 
     @classmethod
     def _pool_directory(cls) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from contract.saved_model import SCORES_OUTPUT, TOP_K
 from serving.batch_predict import INFERENCE_BATCH_SIZE
 from trainer_module.export import load_training_config
-from trainer_module.metrics import EvaluationMetrics, metric_titles
+from trainer_module.metrics import EvaluationMetrics, descending_order, metric_titles
 
 
 class ReportAccumulator:
@@ -143,7 +143,7 @@ def precision_recall_curve(scores: np.ndarray, hits: np.ndarray, num_positives: 
     """(recall, precision) of the pool ranked by descending score, at `points` ranks evenly
     spread from the first to the last (every rank of a shorter pool). The whole curve of a
     full validation split is 22 M points, which matplotlib held several times over."""
-    found = np.cumsum(np.asarray(hits, bool)[np.argsort(-np.asarray(scores), kind="stable")])
+    found = np.cumsum(np.asarray(hits, bool)[descending_order(scores)])
     ranks = np.unique(np.linspace(0, len(found) - 1, min(points, len(found))).astype(np.int64))
     found = found[ranks]
     return found / max(1, num_positives), found / (ranks + 1)

@@ -5,7 +5,12 @@ import pickle
 import numpy as np
 import pytest
 
-from trainer_module.metrics import EvaluationMetrics, average_precision, evaluate
+from trainer_module.metrics import (
+    EvaluationMetrics,
+    average_precision,
+    descending_order,
+    evaluate,
+)
 from trainer_module.video_scores import VideoScores
 
 
@@ -91,6 +96,19 @@ def test_streaming_and_merged_accumulators_equal_one_batch():
 def test_average_precision_normalises_by_all_positives():
     assert average_precision(np.array([0.9, 0.5]), np.array([True, False]), 4) == 0.25
     assert average_precision(np.array([0.9]), np.array([True]), 0) == 0.0
+
+
+def test_descending_order_is_numpys_stable_argsort_of_the_negated_scores():
+    rng = np.random.default_rng(3)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45,
+                        np.finfo(np.float32).max, -np.finfo(np.float32).max, 0.5, -0.5],
+                       np.float32)
+    scores = np.concatenate([special, rng.choice(special, 500),
+                             rng.random(3000, dtype=np.float32).round(2),  # many ties
+                             rng.standard_normal(3000).astype(np.float32)])
+    for values in (scores, rng.permutation(scores), scores[:0], scores[:1]):
+        np.testing.assert_array_equal(descending_order(values),
+                                      np.argsort(-values, kind="stable"))
 
 
 def test_rejects_mismatched_shapes_and_empty_results():

@@ -71,7 +71,8 @@ COMPONENT_RESOURCES = {
     "ExampleValidator": Resources(1, 4), "StopOnAnomalies": Resources(1, 2),
     "Transform": Resources(4, 16), "Tuner": Resources(8, 32), "WarmStartModel": Resources(1, 2),
     "Trainer": Resources(8, 32), "BaselineModel": Resources(1, 2),
-    "Evaluator": Resources(4, 16), "EvaluationReport": Resources(2, 8),
+    "EvaluationSchema": Resources(1, 2), "Evaluator": Resources(4, 16),
+    "EvaluationReport": Resources(2, 8),
     "Pusher": Resources(1, 4), "BatchPredict": Resources(4, 16),
 }
 TRAINER_ID = "Trainer"

@@ -8,7 +8,8 @@
 #   - both official layouts work as DATA_ROOT; `make infer` writes OUTPUT outside the tree;
 #   - nothing is mounted that was not named; the YT8M_TFX_*, TF_*, CUDA_* variables pass;
 #   - an edited module runs at once, with no image built;
-#   - SIGTERM or SIGINT to `make serve`'s process group stops its container and frees the port.
+#   - SIGTERM or SIGINT to `make serve`'s process group stops its container and frees the port;
+#   - each run's temporary files go with it.
 # Prints one line per check and "N passed, N failed"; exits 1 if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -151,6 +152,18 @@ stops_on() {  # stops_on SIGNAL: make serve in a process group of its own, no te
 }
 check "SIGTERM to make serve's process group stops its container, frees the port" stops_on TERM
 check "SIGINT to make serve's process group stops its container, frees the port" stops_on INT
+
+temporary_files_removed() {  # after make serve was stopped above: its folder goes now
+  local dir left
+  dir=$(ENV_REPO=$ENV_REPO UV_VERSION=$UV_VERSION $CONTAINER run -- \
+    bash -c 'touch "$TMPDIR/file"; echo "$TMPDIR"') || return 1
+  left=$(for d in build/tmp/runs/*; do
+    [[ -d $d ]] && ! engine container inspect "${d##*/}" >/dev/null 2>&1 && echo "$d"; done)
+  [[ $dir == "$TREE"/build/tmp/runs/yt8m-tfx-* && ! -e $dir && -z $left ]] \
+    || { echo "  TMPDIR $dir; left: ${left:-none}"; return 1; }
+}
+check "each run's TMPDIR is its own, removed when it ends or, if stopped, by the next run" \
+  temporary_files_removed
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -94,7 +94,8 @@ def test_every_component_prints_its_start_and_end_in_dag_order(runs):
     assert started == finished
     assert set(finished) == {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
                              "StopOnAnomalies", "Transform", "Trainer", "BaselineModel",
-                             "Evaluator", "EvaluationReport", "Pusher", "BatchPredict"}
+                             "EvaluationSchema", "Evaluator", "EvaluationReport", "Pusher",
+                             "BatchPredict"}
     order = finished.index
     assert order("ImportExampleGen") < order("StatisticsGen") < order("Transform") < order(
         "Trainer") < order("Evaluator") < order("Pusher")

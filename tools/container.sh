@@ -303,11 +303,21 @@ run() {
   [[ -n $gpu_lines ]] && mapfile -t gpu <<<"$gpu_lines" && cuda=--cuda
   env=$(ensure_env "$cuda")
   if [[ -n $note ]]; then say "$note ($env${gpu[*]:+, ${gpu[*]}})"; fi
-  mkdir -p build/tmp
   name=yt8m-tfx-$$-$RANDOM
+  # Each run's temporary files in a folder of its own, removed when it ends (and, if it was
+  # killed, when a later run starts): each time a Beam component runs, TFX leaves a 52 MB copy
+  # of itself there (dependency_utils.build_ephemeral_package), and Beam its temp folders.
+  local tmp stale
+  for stale in build/tmp/runs/*; do
+    if [[ -d $stale ]] && ! "${ENGINE[@]}" container inspect "${stale##*/}" >/dev/null 2>&1; then
+      rm -rf "$stale"
+    fi
+  done
+  tmp=build/tmp/runs/$name
+  mkdir -p "$tmp"
   local args=(run --rm --init --name "$name" --network host
               --ulimit nofile=10000:10000 --ulimit nproc=4096:4096
-              -w "$TREE" -e TMPDIR="$TREE/build/tmp" -e PYTHONPATH="$TREE" -e CI -e TERM
+              -w "$TREE" -e TMPDIR="$TREE/$tmp" -e PYTHONPATH="$TREE" -e CI -e TERM
               -e YT8M_TFX_CONTAINER="$name"
               "${gpu[@]}")
   # The mounts, one per folder: the read-write ones first, so that they win over read-only.
@@ -334,7 +344,10 @@ run() {
     start_engine_api
     args+=(-v "$SOCKET:$CONTAINER_SOCKET" -e YT8M_TFX_ENGINE_SOCKET="$CONTAINER_SOCKET")
   fi
-  run_attached "$name" "${args[@]}" "$env" "$@"
+  local status=0
+  run_attached "$name" "${args[@]}" "$env" "$@" || status=$?
+  rm -rf "$tmp"
+  return "$status"
 }
 
 # Starts the engine's API service (podman) or finds the daemon's socket (docker); sets SOCKET.

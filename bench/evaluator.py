@@ -51,7 +51,12 @@ def evaluator_seconds(model_uri: str, shards: list[str], workdir: str) -> float:
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from pipeline.pipeline import EXTRACTORS_MODULE, evaluation_schema_file, make_eval_config
+    from components.labels_schema import write_labels_schema
+    from pipeline.pipeline import (
+        EXTRACTORS_MODULE,
+        evaluator_decodes_labels_only,
+        make_eval_config,
+    )
     from pipeline.pipeline_config import PipelineConfig
 
     shutil.rmtree(workdir, ignore_errors=True)
@@ -70,11 +75,11 @@ def evaluator_seconds(model_uri: str, shards: list[str], workdir: str) -> float:
     config = PipelineConfig()
     eval_config = make_eval_config(config)
     inputs = {"examples": [examples], "model": [model]}
-    if schema_file := evaluation_schema_file(eval_config):  # as create_pipeline imports it
+    if evaluator_decodes_labels_only(eval_config):  # as create_pipeline's LabelsSchema node
         schema = standard_artifacts.Schema()
         schema.uri = f"{workdir}/schema"
         os.makedirs(schema.uri)
-        shutil.copy(schema_file, schema.uri)
+        write_labels_schema(schema.uri)
         inputs["schema"] = [schema]
     executor = Executor(BaseBeamExecutor.Context(
         beam_pipeline_args=list(config.beam_pipeline_args), tmp_dir=f"{workdir}/tmp",

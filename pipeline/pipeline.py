@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
 from components.evaluation_report import EvaluationReport
+from components.labels_schema import LabelsSchema
 from components.latest_pushed_model import LatestPushedModel
 from components.predictions_csv import BatchPredict
 from components.streaming_import import StreamingImportExampleGen
@@ -48,7 +49,6 @@ PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
 EXTRACTORS_MODULE = custom_extractors.__module__
 FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
-EVALUATION_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "evaluation.pbtxt")
 EVALUATION_SCHEMA_NODE_ID = "EvaluationSchema"
 # The LatestPushedModel nodes: the Evaluator's baseline and the warm-start source. What is
 # served changes between runs while their inputs stay the same, so they are never cached.
@@ -102,13 +102,13 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     )
 
 
-def evaluation_schema_file(eval_config: config_pb2.EvalConfig) -> str | None:
-    """The schema the Evaluator decodes the examples by: the labels only
-    (`EVALUATION_SCHEMA`) when its models read the serialized examples and no slice needs a
-    raw feature (`components.tfma_extractors`), else none: TFMA then decodes every feature,
-    which took 0.5 s more per 65 k videos than the labels alone (bench/evaluator.md)."""
+def evaluator_decodes_labels_only(eval_config: config_pb2.EvalConfig) -> bool:
+    """Whether the Evaluator gets the schema of the labels alone (`LabelsSchema`): when its
+    models read the serialized examples and no slice needs a raw feature
+    (`components.tfma_extractors`). Else it gets none and TFMA decodes every feature, which
+    took 0.5 s more per 65 k videos than the labels alone (bench/README.md)."""
     raw_slices = slicing_features(eval_config) - {VERTICALS_KEY}
-    return EVALUATION_SCHEMA if keeps_batches(eval_config) and not raw_slices else None
+    return keeps_batches(eval_config) and not raw_slices
 
 
 def _segment_eval_config(training, overall, thresholds) -> config_pb2.EvalConfig:
@@ -232,10 +232,8 @@ def create_pipeline(config: PipelineConfig,
         serving_model_dir=config.serving_model_dir,
         candidate=trainer.outputs["model"]).with_id(BASELINE_NODE_ID)
     eval_config = make_eval_config(config)
-    evaluation_schema = None
-    if schema_file := evaluation_schema_file(eval_config):
-        evaluation_schema = tfx.components.ImportSchemaGen(
-            schema_file=schema_file).with_id(EVALUATION_SCHEMA_NODE_ID)
+    evaluation_schema = (LabelsSchema().with_id(EVALUATION_SCHEMA_NODE_ID)
+                         if evaluator_decodes_labels_only(eval_config) else None)
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],

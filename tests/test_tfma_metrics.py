@@ -3,6 +3,7 @@ single examples (TFMA's default extractors) give the numpy metrics of each model
 
 import dataclasses
 import gc
+import os
 import pickle
 import weakref
 
@@ -11,11 +12,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from apache_beam.testing.util import assert_that
+from apache_beam.testing.util import assert_that, equal_to
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util as tfma_util
+from tfx.components.util import examples_utils, tfxio_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
 
+from components.labels_schema import write_labels_schema
 from components.pool_files import PoolOnLocalDisk
 from components.tfma_extractors import (
     keeps_batches,
@@ -32,10 +38,15 @@ from contract.saved_model import (
     TOP_K_SCORES_OUTPUT,
     TRANSFORM_FEATURES_SIGNATURE,
 )
-from pipeline.pipeline import make_eval_config
-from pipeline.pipeline_config import PipelineConfig
+from pipeline.pipeline import evaluator_decodes_labels_only, make_eval_config
+from pipeline.pipeline_config import PROJECT_ROOT, PipelineConfig
 from trainer_module.export import ranked_against_labels
-from trainer_module.features import MULTI_HOT_LABELS_KEY, NUM_CLASSES_2018, VERTICALS_KEY
+from trainer_module.features import (
+    LABELS_KEY,
+    MULTI_HOT_LABELS_KEY,
+    NUM_CLASSES_2018,
+    VERTICALS_KEY,
+)
 from trainer_module.metrics import EvaluationMetrics, evaluate
 from trainer_module.transform import label_verticals
 from trainer_module.video_scores import VideoScores
@@ -290,3 +301,29 @@ def test_a_pool_on_local_disk_holds_a_chunk_pickles_as_paths_and_comes_back_whol
     restored = pickle.loads(pickled)
     restored.merge(pickle.loads(pickle.dumps(other)))
     assert pickle.loads(pickle.dumps(restored)).result() == in_memory.result()
+
+
+@pytest.mark.parametrize("level", ["video", "frame"])
+def test_the_evaluator_decodes_only_the_labels_unless_a_slice_needs_a_raw_feature(
+        tmp_path, level):
+    """The Evaluator's own TFXIO (TFX's factory, as its executor calls it) with the labels'
+    schema decodes the labels alone beside the serialized record, at either level."""
+    config = make_eval_config(PipelineConfig())
+    assert evaluator_decodes_labels_only(config)
+    write_labels_schema(str(tmp_path))
+    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(str(tmp_path)))
+    examples = standard_artifacts.Examples()
+    examples_utils.set_payload_format(examples, (
+        example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE if level == "video"
+        else example_gen_pb2.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE))
+    tfxio = tfxio_utils.get_tfxio_factory_from_artifact(
+        examples=[examples], telemetry_descriptors=["test"], schema=schema,
+        raw_record_column_name=constants.ARROW_INPUT_COLUMN)(
+        os.path.join(PROJECT_ROOT, "data", "sample", level, "validate", "*.tfrecord"))
+    with beam.Pipeline() as pipeline:
+        columns = (pipeline | tfxio.BeamSource()
+                   | beam.Map(lambda batch: tuple(batch.schema.names)) | beam.Distinct())
+        assert_that(columns, equal_to([(LABELS_KEY, constants.ARROW_INPUT_COLUMN)]))
+
+    config.slicing_specs.append(config_pb2.SlicingSpec(feature_keys=["id"]))
+    assert not evaluator_decodes_labels_only(config)

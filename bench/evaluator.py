@@ -51,7 +51,7 @@ def evaluator_seconds(model_uri: str, shards: list[str], workdir: str) -> float:
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from components.labels_schema import write_labels_schema
+    from components.schemas import write_labels_schema
     from pipeline.pipeline import (
         EXTRACTORS_MODULE,
         evaluator_decodes_labels_only,

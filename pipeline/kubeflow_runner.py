@@ -67,7 +67,7 @@ class Resources:
 # missing here is refused at compile time. Importers (ImportExamples) run no pod.
 COMPONENT_RESOURCES = {
     "ImportExampleGen": Resources(4, 16), "StatisticsGen": Resources(4, 16),
-    "SchemaGen": Resources(1, 4), "ImportSchemaGen": Resources(1, 2),
+    "SchemaGen": Resources(1, 4),
     "ExampleValidator": Resources(1, 4), "StopOnAnomalies": Resources(1, 2),
     "Transform": Resources(4, 16), "Tuner": Resources(8, 32), "WarmStartModel": Resources(1, 2),
     "Trainer": Resources(8, 32), "BaselineModel": Resources(1, 2),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from google.protobuf.wrappers_pb2 import BoolValue
 from tensorflow_model_analysis.proto import config_pb2
@@ -11,9 +10,9 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate import StopOnAnomalies
 from components.evaluation_report import EvaluationReport
-from components.labels_schema import LabelsSchema
 from components.latest_pushed_model import LatestPushedModel
 from components.predictions_csv import BatchPredict
+from components.schemas import LabelsSchema, PackagedSchema
 from components.streaming_import import StreamingImportExampleGen
 from components.tfma_extractors import custom_extractors, keeps_batches
 from components.tfma_metrics import METRIC_CLASSES, GlobalAveragePrecision
@@ -48,7 +47,8 @@ TUNER_FN = "trainer_module.tuning.tuner_fn"
 PREPROCESSING_FN = "trainer_module.transform.preprocessing_fn"
 METRICS_MODULE = GlobalAveragePrecision.__module__
 EXTRACTORS_MODULE = custom_extractors.__module__
-FRAME_LEVEL_SCHEMA = os.path.join(os.path.dirname(__file__), "schemas", "frame_level.pbtxt")
+# The curated frame-level schema, shipped in this package: (package, file name).
+FRAME_LEVEL_SCHEMA = ("pipeline.schemas", "frame_level.pbtxt")
 EVALUATION_SCHEMA_NODE_ID = "EvaluationSchema"
 # The LatestPushedModel nodes: the Evaluator's baseline and the warm-start source. What is
 # served changes between runs while their inputs stay the same, so they are never cached.
@@ -163,7 +163,8 @@ def create_pipeline(config: PipelineConfig,
         examples = example_gen.outputs["examples"]
     if frame_level:
         # SchemaGen cannot infer SequenceExample tensor representations: use the curated one.
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=FRAME_LEVEL_SCHEMA)
+        package, file_name = FRAME_LEVEL_SCHEMA
+        schema_gen = PackagedSchema(package=package, file_name=file_name).with_id("SchemaGen")
         statistics_gen = tfx.components.StatisticsGen(
             examples=examples, schema=schema_gen.outputs["schema"])
     else:

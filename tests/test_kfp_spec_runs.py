@@ -15,18 +15,23 @@ Docker client talks to the podman API socket that `make test` hands over. What i
 KFP and Vertex rules of the harness instead."""
 
 import dataclasses
+import importlib.resources
 import os
 import pathlib
 import subprocess
 
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, text_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.utils import io_utils
 
 from components.tfma_metrics import load_evaluation
 from pipeline import kfp_entrypoint
 from pipeline.kubeflow_runner import main as kubeflow_main
+from pipeline.pipeline import FRAME_LEVEL_SCHEMA
+from pipeline.pipeline_config import PROJECT_ROOT
 from tests import containers
 from tests.kfp_harness import (
     OPEN_SOURCE_KFP,
@@ -44,6 +49,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kfp,
               pytest.mark.skipif(containers.engine_socket() is None,
                                  reason="needs a container engine: run `make test`")]
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+FRAME_SAMPLE = os.path.join(PROJECT_ROOT, "data", "sample", "frame")
 
 
 def compile_spec(path, tiny_data_root, root, serving, *flags) -> str:
@@ -196,6 +202,23 @@ def test_vertex_runs_the_pre_cache_check_and_hands_over_typed_inputs(tmp_path,
     assert set(runs) == {"ImportExampleGen", "StatisticsGen"}
     statistics = runs["StatisticsGen"].outputs["statistics"].uri
     assert sorted(os.listdir(statistics)) == ["Split-train", "Split-validate"]
+
+
+def test_a_frame_level_spec_finds_its_curated_schema_in_the_image(tmp_path):
+    """The frame-level SchemaGen task reads the curated schema from the image it runs in, with
+    the work tree not mounted: the spec names no path of the machine that compiled it."""
+    root, serving = tmp_path / "root", tmp_path / "serving_model"
+    spec = compile_spec(tmp_path / "pipeline.yaml", FRAME_SAMPLE, root, serving,
+                        "--frame_features")
+    runs = run_pipeline(spec, str(root), "run-1", OPEN_SOURCE_KFP, [str(tmp_path)], QUIET,
+                        until={"SchemaGen"})
+    assert set(runs) == {"SchemaGen"}
+    written = io_utils.SchemaReader().read(
+        io_utils.get_only_uri_in_dir(runs["SchemaGen"].outputs["schema"].uri))
+    package, file_name = FRAME_LEVEL_SCHEMA
+    curated = text_format.Parse((importlib.resources.files(package) / file_name).read_text(),
+                                schema_pb2.Schema())
+    assert written == curated
 
 
 def test_tfx_entrypoint_alone_fails_on_open_source_kfp_inputs(tmp_path, tiny_data_root,

@@ -21,8 +21,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
-from components.labels_schema import write_labels_schema
 from components.pool_files import PoolOnLocalDisk
+from components.schemas import write_labels_schema
 from components.tfma_extractors import (
     keeps_batches,
     score_by_slice_extractor,

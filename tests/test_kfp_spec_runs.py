@@ -209,7 +209,7 @@ def test_a_frame_level_spec_finds_its_curated_schema_in_the_image(tmp_path):
     the work tree not mounted: the spec names no path of the machine that compiled it."""
     root, serving = tmp_path / "root", tmp_path / "serving_model"
     spec = compile_spec(tmp_path / "pipeline.yaml", FRAME_SAMPLE, root, serving,
-                        "--frame_features")
+                        "--frame_features", "--model", "DbofModel")
     runs = run_pipeline(spec, str(root), "run-1", OPEN_SOURCE_KFP, [str(tmp_path)], QUIET,
                         until={"SchemaGen"})
     assert set(runs) == {"SchemaGen"}

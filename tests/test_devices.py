@@ -96,8 +96,11 @@ def test_bfloat16_keeps_the_gap_and_exports_float32(tmp_path, model):
             config, train, validate, 60, str(tmp_path / precision / "1"),
             str(tmp_path / precision / "logs"))["gap"]
     # Kept, not matched: real bfloat16 (AVX512_BF16) and emulated bfloat16 round differently, and
-    # 60 steps in, GAP still climbs fast, so bfloat16 lands on either side of float32.
-    assert gaps["none"] > 0.2 and gaps["bfloat16"] >= gaps["none"] - 0.005, gaps
+    # 60 steps in, GAP still climbs fast, so bfloat16 lands on either side of float32. The
+    # shuffled input interleaves its files in no fixed order, so runs differ even at one
+    # precision: LogisticModel's float32 GAP spanned 0.4169-0.4259 over five runs, and
+    # bfloat16 minus float32 -0.0095 to +0.0043 (2026-12-04, 2 CPUs).
+    assert gaps["none"] > 0.2 and gaps["bfloat16"] >= gaps["none"] - 0.015, gaps
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # left as it was
     # TF Serving's loader answers float32 from the bfloat16-trained model.
     records = [r.numpy() for r in tf.data.TFRecordDataset(validate[0]).take(4)]

@@ -59,7 +59,9 @@ class ReportAccumulator:
         e.g. from TFMA's slices, replace the per-vertical GAP computed here.
         `segment_metrics` (`segment_map`, `segment_classes`, `segment_count`, `max_pred`)
         add the 2019 segment task's section, first."""
-        metrics = self.metrics()
+        # The pool's order, sorted once for the metrics, the per-class APs and the PR curve.
+        descending = self.overall.descending_scores()
+        metrics = self.overall.result(descending)
         titles = metric_titles(self.overall.top_k)
         rows = "".join(f"<tr><td>{titles[name]}</td><td>{metrics[name]:.4f}</td></tr>"
                        for name in titles)
@@ -78,9 +80,9 @@ class ReportAccumulator:
             parts.append("<p>No vocabulary for this class count (only the 2018 vocabulary "
                          "is bundled), so no verticals.</p>")
         parts.append("<h2 id='classes'>Per-class AP against training frequency</h2>")
-        parts.append(_img(self._class_plot()))
+        parts.append(_img(self._class_plot(descending)))
         parts.append(f"<h2 id='pr'>Precision-recall of the pooled top-{self.overall.top_k}</h2>")
-        parts.append(_img(self._pr_plot()))
+        parts.append(_img(self._pr_plot(descending)))
         style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}"
                  "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}"
                  "img{max-width:100%}")
@@ -107,8 +109,8 @@ class ReportAccumulator:
         axes.set_xlabel(f"GAP@{self.overall.top_k}")
         return figure
 
-    def _class_plot(self):
-        aps = self.overall.per_class_average_precision()
+    def _class_plot(self, descending: np.ndarray):
+        aps = self.overall.per_class_average_precision(descending)
         present = self.overall.positives_per_class > 0
         figure, axes = _figure()
         if self.vocabulary:
@@ -122,10 +124,10 @@ class ReportAccumulator:
         axes.set_ylabel("AP (classes present in this data)")
         return figure
 
-    def _pr_plot(self):
+    def _pr_plot(self, descending: np.ndarray):
         _, scores, hits = self.overall.pool()
         recall, precision = precision_recall_curve(
-            scores, hits, int(self.overall.positives_per_class.sum()))
+            scores, hits, int(self.overall.positives_per_class.sum()), descending)
         figure, axes = _figure()
         axes.plot(recall, precision)
         axes.set_xlabel("recall")
@@ -139,11 +141,14 @@ PR_CURVE_POINTS = 2_000  # a plot's worth: the pool has 20 entries a video
 
 
 def precision_recall_curve(scores: np.ndarray, hits: np.ndarray, num_positives: int,
+                           descending: np.ndarray | None = None,
                            points: int = PR_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) of the pool ranked by descending score, at `points` ranks evenly
-    spread from the first to the last (every rank of a shorter pool). The whole curve of a
-    full validation split is 22 M points, which matplotlib held several times over."""
-    found = np.cumsum(np.asarray(hits, bool)[descending_order(scores)])
+    spread from the first to the last (every rank of a shorter pool); `descending`: the
+    order of `scores` by descending score (stable), when known. The whole curve of a full
+    validation split is 22 M points, which matplotlib held several times over."""
+    order = descending_order(scores) if descending is None else descending
+    found = np.cumsum(np.asarray(hits, bool)[order])
     ranks = np.unique(np.linspace(0, len(found) - 1, min(points, len(found))).astype(np.int64))
     found = found[ranks]
     return found / max(1, num_positives), found / (ranks + 1)

@@ -120,16 +120,16 @@ class EvaluationMetrics:
             return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, bool)
         return self._class_ids[0], self._scores[0], self._hits[0]
 
-    def _descending_scores(self) -> np.ndarray:
+    def descending_scores(self) -> np.ndarray:
         """The pool's order by descending score, equal scores in pool order."""
         return descending_order(self.pool()[1])
 
     def per_class_average_precision(self, descending: np.ndarray | None = None) -> np.ndarray:
         """AP of every class over its entries in the top-k pool ([num_classes]);
-        `descending`: the pool's `_descending_scores()`, when known."""
+        `descending`: the pool's `descending_scores()`, when known."""
         class_ids, _, hits = self.pool()
         if descending is None:
-            descending = self._descending_scores()
+            descending = self.descending_scores()
         # By class, then by descending score: a stable sort by class of the score order.
         order = descending[np.argsort(class_ids[descending], kind="stable")]
         class_ids = class_ids[order]
@@ -159,11 +159,13 @@ class EvaluationMetrics:
         _, scores, hits = self.pool()
         return average_precision(scores, hits, int(self.positives_per_class.sum()), descending)
 
-    def result(self) -> dict[str, float]:
-        """The four metrics plus the number of examples."""
+    def result(self, descending: np.ndarray | None = None) -> dict[str, float]:
+        """The four metrics plus the number of examples; `descending`: the pool's
+        `descending_scores()`, when known (else sorted here, once for GAP and mAP)."""
         if self.num_examples == 0:
             raise ValueError("no examples were accumulated")
-        descending = self._descending_scores()  # one sort for both
+        if descending is None:
+            descending = self.descending_scores()
         return {
             "gap": self.global_average_precision(descending),
             "map": self.mean_average_precision(descending),
